@@ -1,6 +1,22 @@
-use napi_derive::napi;
+//! Native core of socket.io-cluster-rs.
+//!
+//! Module map:
+//! - [`frame`]: the wire codec (length-prefixed frames, msgpack header, opaque payload).
+//! - [`router`]: routing table, membership and request bookkeeping, free of I/O.
+//! - [`paths`]: the per-user socket directory and its security checks.
+//! - [`hub`]: the Unix-socket server that runs in the cluster primary.
+//! - [`link`]: the worker's connection to the hub.
+//! - `binding`: the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
 
-#[napi]
-pub fn protocol_version() -> u32 {
-    1
-}
+// Input from other processes must never panic the hub: no unwrap outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod frame;
+pub mod hub;
+pub mod link;
+pub mod paths;
+pub mod router;
+
+// The #[napi] items are only reachable from JS, so test builds see them as unused.
+#[cfg_attr(test, allow(dead_code))]
+mod binding;

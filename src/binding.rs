@@ -1,0 +1,436 @@
+//! The `#[napi]` surface: `Hub` for the primary, `Link` for workers, and the
+//! socket path helper. Everything here converts types and delegates; the logic
+//! lives in the napi-free modules.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+use crate::frame::{self, encode, encode_parts, Header};
+use crate::hub::{self, HubEvent};
+use crate::link::{self, LinkEvent};
+use crate::paths;
+
+/// Version of the hub/link frame protocol.
+#[napi]
+pub fn protocol_version() -> u32 {
+    frame::PROTOCOL_VERSION
+}
+
+/// Returns `<base>/socket.io-cluster-rs-<uid>/<pid>.sock`. With `create`, the
+/// directory is created with mode 0700; in every case it must be a directory
+/// of ours that no other user can enter, or this throws.
+#[napi]
+pub fn hub_socket_path(base: String, pid: u32, create: bool) -> Result<String> {
+    let dir = paths::socket_dir(&PathBuf::from(base));
+    let checked = if create {
+        paths::ensure_private_dir(&dir)
+    } else {
+        paths::verify_private_dir(&dir)
+    };
+    checked.map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+    Ok(paths::socket_path(&dir, pid).display().to_string())
+}
+
+/// A hub event as JS sees it.
+#[napi(object)]
+pub struct HubEventJs {
+    /// "connected", "disconnected" or "refused".
+    pub kind: String,
+    pub node: Option<u32>,
+    pub pid: Option<u32>,
+    pub reason: Option<String>,
+}
+
+impl From<HubEvent> for HubEventJs {
+    fn from(e: HubEvent) -> Self {
+        match e {
+            HubEvent::Connected { node, pid } => HubEventJs {
+                kind: "connected".into(),
+                node: Some(node),
+                pid: Some(pid),
+                reason: None,
+            },
+            HubEvent::Disconnected { node, pid, reason } => HubEventJs {
+                kind: "disconnected".into(),
+                node: Some(node),
+                pid: Some(pid),
+                reason,
+            },
+            HubEvent::Refused { reason } => HubEventJs {
+                kind: "refused".into(),
+                node: None,
+                pid: None,
+                reason: Some(reason),
+            },
+        }
+    }
+}
+
+/// One connected worker, in `Hub.stats()`.
+#[napi(object)]
+pub struct PeerStatsJs {
+    pub node: u32,
+    pub pid: u32,
+    pub alive: bool,
+    pub namespaces: Vec<String>,
+    pub queued_bytes: f64,
+}
+
+/// `Hub.stats()`.
+#[napi(object)]
+pub struct HubStatsJs {
+    pub frames_in: f64,
+    pub bytes_in: f64,
+    pub frames_out: f64,
+    pub bytes_out: f64,
+    pub requests: f64,
+    pub requests_timed_out: f64,
+    pub departures: f64,
+    pub late_responses: f64,
+    pub pending_requests: u32,
+    pub peers: Vec<PeerStatsJs>,
+}
+
+/// The hub, running on its own thread in the cluster primary.
+#[napi(js_name = "Hub")]
+pub struct JsHub {
+    inner: Option<hub::Hub>,
+}
+
+#[napi]
+impl JsHub {
+    /// Binds `path` now and serves on a new thread. `onEvent` receives
+    /// connection events; it never keeps the process alive.
+    #[napi(constructor)]
+    pub fn new(path: String, max_frame: u32, on_event: Function<HubEventJs, ()>) -> Result<Self> {
+        let tsfn: ThreadsafeFunction<HubEventJs, (), HubEventJs, Status, false, true> = on_event
+            .build_threadsafe_function::<HubEventJs>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        let sink: hub::EventSink = Box::new(move |e: HubEvent| {
+            tsfn.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        let options = hub::HubOptions {
+            max_frame: max_frame as usize,
+        };
+        let h = hub::Hub::start(&PathBuf::from(path), options, sink)
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        Ok(JsHub { inner: Some(h) })
+    }
+
+    /// The socket path, or null once closed.
+    #[napi(getter)]
+    pub fn path(&self) -> Option<String> {
+        self.inner.as_ref().map(|h| h.path().display().to_string())
+    }
+
+    /// Counters, peers and queue depths.
+    #[napi]
+    pub fn stats(&self) -> Option<HubStatsJs> {
+        let s = self.inner.as_ref()?.stats();
+        let queued = |node: u32| {
+            s.queued
+                .iter()
+                .find(|(n, _)| *n == node)
+                .map_or(0.0, |(_, q)| *q as f64)
+        };
+        Some(HubStatsJs {
+            frames_in: s.router.frames_in as f64,
+            bytes_in: s.router.bytes_in as f64,
+            frames_out: s.router.frames_out as f64,
+            bytes_out: s.router.bytes_out as f64,
+            requests: s.router.requests as f64,
+            requests_timed_out: s.router.requests_timed_out as f64,
+            departures: s.router.departures as f64,
+            late_responses: s.router.late_responses as f64,
+            pending_requests: s.pending_requests as u32,
+            peers: s
+                .peers
+                .iter()
+                .map(|p| PeerStatsJs {
+                    node: p.node,
+                    pid: p.pid,
+                    alive: p.alive,
+                    namespaces: p.namespaces.clone(),
+                    queued_bytes: queued(p.node),
+                })
+                .collect(),
+        })
+    }
+
+    /// Closes every worker connection and removes the socket file.
+    #[napi]
+    pub fn close(&mut self) {
+        if let Some(mut h) = self.inner.take() {
+            h.close();
+        }
+    }
+}
+
+/// Kinds of [`LinkEventJs`].
+const EV_UP: u32 = 1;
+const EV_DOWN: u32 = 2;
+const EV_MESSAGE: u32 = 3;
+const EV_INCOMING: u32 = 4;
+const EV_ACCEPTED: u32 = 5;
+const EV_REPLY: u32 = 6;
+const EV_DEPARTED: u32 = 7;
+const EV_DONE: u32 = 8;
+const EV_TIMED_OUT: u32 = 9;
+const EV_COUNT: u32 = 10;
+
+/// One event from the hub, as JS sees it. `t` says which fields are set.
+#[napi(object)]
+#[derive(Default)]
+pub struct LinkEventJs {
+    pub t: u32,
+    pub nsp: Option<String>,
+    pub kind: Option<u32>,
+    pub from: Option<u32>,
+    pub req: Option<u32>,
+    pub id: Option<f64>,
+    pub n: Option<u32>,
+    pub last: Option<bool>,
+    pub payload: Option<Buffer>,
+    pub reason: Option<String>,
+}
+
+fn buffer(b: Bytes) -> Buffer {
+    Buffer::from(b.to_vec())
+}
+
+fn to_js(ev: LinkEvent) -> LinkEventJs {
+    match ev {
+        LinkEvent::Up { node } => LinkEventJs {
+            t: EV_UP,
+            n: Some(node),
+            ..Default::default()
+        },
+        LinkEvent::Down { reason } => LinkEventJs {
+            t: EV_DOWN,
+            reason: Some(reason),
+            ..Default::default()
+        },
+        LinkEvent::Frame(f) => match f.header {
+            Header::Message { nsp, from, kind } => LinkEventJs {
+                t: EV_MESSAGE,
+                nsp: Some(nsp),
+                from: Some(from),
+                kind: Some(u32::from(kind)),
+                payload: Some(buffer(f.payload)),
+                ..Default::default()
+            },
+            Header::Incoming {
+                id,
+                nsp,
+                from,
+                kind,
+            } => LinkEventJs {
+                t: EV_INCOMING,
+                id: Some(id as f64),
+                nsp: Some(nsp),
+                from: Some(from),
+                kind: Some(u32::from(kind)),
+                payload: Some(buffer(f.payload)),
+                ..Default::default()
+            },
+            Header::Accepted { req, expected } => LinkEventJs {
+                t: EV_ACCEPTED,
+                req: Some(req),
+                n: Some(expected),
+                ..Default::default()
+            },
+            Header::Reply { req, from, last } => LinkEventJs {
+                t: EV_REPLY,
+                req: Some(req),
+                from: Some(from),
+                last: Some(last),
+                payload: Some(buffer(f.payload)),
+                ..Default::default()
+            },
+            Header::Departed { req, node } => LinkEventJs {
+                t: EV_DEPARTED,
+                req: Some(req),
+                from: Some(node),
+                ..Default::default()
+            },
+            Header::Done { req } => LinkEventJs {
+                t: EV_DONE,
+                req: Some(req),
+                ..Default::default()
+            },
+            Header::TimedOut { req, missing } => LinkEventJs {
+                t: EV_TIMED_OUT,
+                req: Some(req),
+                n: Some(missing),
+                ..Default::default()
+            },
+            Header::Count { req, count } => LinkEventJs {
+                t: EV_COUNT,
+                req: Some(req),
+                n: Some(count),
+                ..Default::default()
+            },
+            other => LinkEventJs {
+                t: EV_DOWN,
+                reason: Some(format!("unexpected frame from the hub: {other:?}")),
+                ..Default::default()
+            },
+        },
+    }
+}
+
+/// A worker's connection to the hub.
+#[napi(js_name = "Link")]
+pub struct JsLink {
+    inner: link::Link,
+    max_frame: usize,
+}
+
+#[napi]
+impl JsLink {
+    /// Starts connecting to the hub at `path`. `wake` is called (with no
+    /// arguments) whenever events are waiting in `drain()`; it never keeps the
+    /// process alive.
+    #[napi(constructor)]
+    pub fn new(
+        path: String,
+        heartbeat_timeout_ms: u32,
+        max_frame: u32,
+        max_inbox_bytes: u32,
+        wake: Function<(), ()>,
+    ) -> Result<Self> {
+        let tsfn: ThreadsafeFunction<(), (), (), Status, false, true> = wake
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        let options = link::LinkOptions {
+            path: PathBuf::from(path),
+            pid: std::process::id(),
+            heartbeat_timeout_ms,
+            max_frame: max_frame as usize,
+            max_inbox_bytes: max_inbox_bytes as usize,
+        };
+        let inner = link::Link::start(
+            options,
+            Box::new(move || {
+                tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }),
+        )
+        .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        Ok(JsLink {
+            inner,
+            max_frame: max_frame as usize,
+        })
+    }
+
+    fn send_parts(&self, header: &Header, parts: &[Buffer]) -> Result<bool> {
+        let size = frame::parts_len(parts) + 64;
+        if size > self.max_frame {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!(
+                    "message of {size} bytes exceeds maxFrameSize ({} bytes)",
+                    self.max_frame
+                ),
+            ));
+        }
+        Ok(self.inner.send(encode_parts(header, parts)))
+    }
+
+    /// Announces that an adapter for `nsp` started in this worker.
+    #[napi]
+    pub fn register(&self, nsp: String) -> bool {
+        self.inner.send(encode(&Header::Register { nsp }, &[]))
+    }
+
+    /// Announces that an adapter for `nsp` closed in this worker.
+    #[napi]
+    pub fn unregister(&self, nsp: String) -> bool {
+        self.inner.send(encode(&Header::Unregister { nsp }, &[]))
+    }
+
+    /// Fans `parts` out to every other worker serving `nsp`.
+    #[napi]
+    pub fn publish(
+        &self,
+        nsp: String,
+        kind: u32,
+        volatile: bool,
+        parts: Vec<Buffer>,
+    ) -> Result<bool> {
+        let header = Header::Publish {
+            nsp,
+            kind: kind as u8,
+            volatile,
+        };
+        self.send_parts(&header, &parts)
+    }
+
+    /// Sends a request that every other live worker serving `nsp` must answer.
+    #[napi]
+    pub fn request(
+        &self,
+        req: u32,
+        nsp: String,
+        kind: u32,
+        timeout_ms: u32,
+        keep: bool,
+        parts: Vec<Buffer>,
+    ) -> Result<bool> {
+        let header = Header::Request {
+            req,
+            nsp,
+            kind: kind as u8,
+            timeout_ms,
+            keep,
+        };
+        self.send_parts(&header, &parts)
+    }
+
+    /// Answers the hub request `id`.
+    #[napi]
+    pub fn respond(&self, id: f64, last: bool, parts: Vec<Buffer>) -> Result<bool> {
+        let header = Header::Respond {
+            id: id as u64,
+            last,
+        };
+        self.send_parts(&header, &parts)
+    }
+
+    /// Tells the hub this worker's event loop is alive.
+    #[napi]
+    pub fn heartbeat(&self) -> bool {
+        self.inner.send(encode(&Header::Heartbeat, &[]))
+    }
+
+    /// Asks how many live workers serve `nsp`; answered by a Count event.
+    #[napi]
+    pub fn count_query(&self, req: u32, nsp: String) -> bool {
+        self.inner
+            .send(encode(&Header::CountQuery { req, nsp }, &[]))
+    }
+
+    /// Takes up to `max` pending events.
+    #[napi]
+    pub fn drain(&self, max: u32) -> Vec<LinkEventJs> {
+        self.inner
+            .drain(max as usize)
+            .into_iter()
+            .map(to_js)
+            .collect()
+    }
+
+    /// Flushes what is queued and closes the connection.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}

@@ -1,0 +1,447 @@
+//! The frame codec shared by the hub and the worker link.
+//!
+//! On the wire every frame is `[u32 LE body length][body]`, and a body is
+//! `[u32 LE header length][msgpack header][payload]`. The header is the only part
+//! the hub decodes; the payload is opaque bytes that belong to the JS adapters
+//! (socket.io packets already encoded by the emitter, v8-serialized control data),
+//! so the hub forwards it without parsing or copying it per receiver.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// Version of this frame protocol. A hub and a link with different versions
+/// refuse each other at the handshake with a clear error.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default upper bound of one frame body, in bytes.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Node id assigned by the hub to each worker connection.
+pub type NodeId = u32;
+
+/// The routing header of a frame. Variants are grouped by direction.
+///
+/// `Hello` must stay the first variant with this exact shape forever, so that a
+/// peer speaking another protocol version can still be refused with a reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Header {
+    // ---- worker → hub ----
+    /// First frame of a connection.
+    Hello {
+        version: u32,
+        pid: u32,
+        heartbeat_timeout_ms: u32,
+    },
+    /// A namespace adapter started in this worker.
+    Register { nsp: String },
+    /// A namespace adapter closed in this worker.
+    Unregister { nsp: String },
+    /// Fan-out to every other worker that has `nsp`. `kind` is the JS message type.
+    Publish {
+        nsp: String,
+        kind: u8,
+        volatile: bool,
+    },
+    /// A request that every other live worker with `nsp` must answer.
+    /// `keep` keeps the request open until its deadline even after every node
+    /// answered (broadcasts with acks, whose client acks trickle in later).
+    Request {
+        req: u32,
+        nsp: String,
+        kind: u8,
+        timeout_ms: u32,
+        keep: bool,
+    },
+    /// An answer to the hub request `id`. `last` means this node is done with it.
+    Respond { id: u64, last: bool },
+    /// Proof that the worker's JS event loop is alive.
+    Heartbeat,
+    /// How many live workers have `nsp` (including the sender)?
+    CountQuery { req: u32, nsp: String },
+
+    // ---- hub → worker ----
+    /// Handshake accepted.
+    Welcome { version: u32, node: NodeId },
+    /// Handshake refused; the hub closes the connection after this frame.
+    Refused { reason: String },
+    /// A published message from node `from`.
+    Message { nsp: String, from: NodeId, kind: u8 },
+    /// A request from node `from` to answer with `Respond { id }`.
+    Incoming {
+        id: u64,
+        nsp: String,
+        from: NodeId,
+        kind: u8,
+    },
+    /// The hub took request `req` and waits for `expected` nodes.
+    Accepted { req: u32, expected: u32 },
+    /// An answer from node `from` to request `req`.
+    Reply { req: u32, from: NodeId, last: bool },
+    /// Node `node` left (closed, crashed or went silent) before finishing `req`.
+    Departed { req: u32, node: NodeId },
+    /// Every expected node finished (or departed).
+    Done { req: u32 },
+    /// The deadline passed with `missing` nodes still expected.
+    TimedOut { req: u32, missing: u32 },
+    /// Answer to `CountQuery`.
+    Count { req: u32, count: u32 },
+}
+
+/// Errors of the codec. All of them mean "drop this connection".
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix announces more than the allowed maximum.
+    TooLarge { len: usize, max: usize },
+    /// The body is shorter than its own header length says.
+    Truncated,
+    /// The header is not valid msgpack for [`Header`].
+    BadHeader(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
+            }
+            FrameError::Truncated => write!(f, "truncated frame"),
+            FrameError::BadHeader(e) => write!(f, "malformed frame header: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// A decoded frame: the header and the untouched payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub header: Header,
+    pub payload: Bytes,
+}
+
+fn header_bytes(header: &Header) -> Vec<u8> {
+    // Serializing our own enum into a Vec cannot fail: every field is a plain
+    // integer, bool or string.
+    rmp_serde::to_vec(header).unwrap_or_default()
+}
+
+/// Encodes a whole frame (length prefix included) with `payload` copied once.
+pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
+    let h = header_bytes(header);
+    let body_len = 4 + h.len() + payload.len();
+    let mut out = BytesMut::with_capacity(4 + body_len);
+    out.put_u32_le(body_len as u32);
+    out.put_u32_le(h.len() as u32);
+    out.put_slice(&h);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// Encodes a frame whose payload is a list of parts, each prefixed by its
+/// length: `[u32 count]([u32 len][bytes])*`. This is the payload layout the JS
+/// adapters use; the hub never looks inside it.
+pub fn encode_parts<P: AsRef<[u8]>>(header: &Header, parts: &[P]) -> Bytes {
+    let h = header_bytes(header);
+    let payload_len: usize = 4 + parts.iter().map(|p| 4 + p.as_ref().len()).sum::<usize>();
+    let body_len = 4 + h.len() + payload_len;
+    let mut out = BytesMut::with_capacity(4 + body_len);
+    out.put_u32_le(body_len as u32);
+    out.put_u32_le(h.len() as u32);
+    out.put_slice(&h);
+    out.put_u32_le(parts.len() as u32);
+    for p in parts {
+        out.put_u32_le(p.as_ref().len() as u32);
+        out.put_slice(p.as_ref());
+    }
+    out.freeze()
+}
+
+/// Length of the payload that [`encode_parts`] would produce for `parts`.
+pub fn parts_len<P: AsRef<[u8]>>(parts: &[P]) -> usize {
+    4 + parts.iter().map(|p| 4 + p.as_ref().len()).sum::<usize>()
+}
+
+/// Decodes one frame body (without its length prefix).
+pub fn decode_body(mut body: Bytes) -> Result<Frame, FrameError> {
+    if body.len() < 4 {
+        return Err(FrameError::Truncated);
+    }
+    let hlen = body.get_u32_le() as usize;
+    if hlen > body.len() {
+        return Err(FrameError::Truncated);
+    }
+    let hbytes = body.split_to(hlen);
+    let header: Header =
+        rmp_serde::from_slice(&hbytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    Ok(Frame {
+        header,
+        payload: body,
+    })
+}
+
+/// Incremental splitter of a byte stream into frame bodies.
+#[derive(Debug)]
+pub struct FrameBuffer {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl FrameBuffer {
+    /// A buffer that refuses bodies larger than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameBuffer {
+            buf: BytesMut::with_capacity(64 * 1024),
+            max,
+        }
+    }
+
+    /// Space to read more bytes into.
+    pub fn buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Takes the next complete frame body out of the buffer, if any.
+    pub fn next_body(&mut self) -> Result<Option<Bytes>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        if self.buf.len() < 4 + len {
+            // Reserve the rest of a large frame at once instead of growing in steps.
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(4);
+        Ok(Some(self.buf.split_to(len).freeze()))
+    }
+
+    /// Takes and decodes the next complete frame, if any.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match self.next_body()? {
+            Some(body) => decode_body(body).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Splits a payload made by [`encode_parts`] back into its parts.
+pub fn split_parts(mut payload: Bytes) -> Result<Vec<Bytes>, FrameError> {
+    if payload.len() < 4 {
+        return Err(FrameError::Truncated);
+    }
+    let n = payload.get_u32_le() as usize;
+    // Each part needs at least its 4-byte length: bound the allocation by what
+    // the bytes can actually hold, not by what the count claims.
+    if n > payload.len() / 4 {
+        return Err(FrameError::Truncated);
+    }
+    let mut parts = Vec::with_capacity(n);
+    for _ in 0..n {
+        if payload.len() < 4 {
+            return Err(FrameError::Truncated);
+        }
+        let len = payload.get_u32_le() as usize;
+        if len > payload.len() {
+            return Err(FrameError::Truncated);
+        }
+        parts.push(payload.split_to(len));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip(h: Header, payload: &[u8]) {
+        let bytes = encode(&h, payload);
+        let mut fb = FrameBuffer::new(DEFAULT_MAX_FRAME);
+        fb.buf_mut().extend_from_slice(&bytes);
+        let f = fb.next_frame().unwrap().unwrap();
+        assert_eq!(f.header, h);
+        assert_eq!(&f.payload[..], payload);
+        assert_eq!(fb.next_frame().unwrap(), None);
+    }
+
+    #[test]
+    fn every_header_roundtrips() {
+        let headers = vec![
+            Header::Hello {
+                version: 1,
+                pid: 42,
+                heartbeat_timeout_ms: 10_000,
+            },
+            Header::Register { nsp: "/".into() },
+            Header::Unregister {
+                nsp: "/chat".into(),
+            },
+            Header::Publish {
+                nsp: "/".into(),
+                kind: 3,
+                volatile: true,
+            },
+            Header::Request {
+                req: 7,
+                nsp: "/".into(),
+                kind: 7,
+                timeout_ms: 5000,
+                keep: false,
+            },
+            Header::Respond {
+                id: u64::MAX,
+                last: true,
+            },
+            Header::Heartbeat,
+            Header::CountQuery {
+                req: 1,
+                nsp: "/x".into(),
+            },
+            Header::Welcome {
+                version: 1,
+                node: 3,
+            },
+            Header::Refused {
+                reason: "nope".into(),
+            },
+            Header::Message {
+                nsp: "/".into(),
+                from: 1,
+                kind: 3,
+            },
+            Header::Incoming {
+                id: 9,
+                nsp: "/".into(),
+                from: 2,
+                kind: 9,
+            },
+            Header::Accepted {
+                req: 1,
+                expected: 2,
+            },
+            Header::Reply {
+                req: 1,
+                from: 2,
+                last: false,
+            },
+            Header::Departed { req: 1, node: 2 },
+            Header::Done { req: 1 },
+            Header::TimedOut { req: 1, missing: 1 },
+            Header::Count { req: 1, count: 3 },
+        ];
+        for h in headers {
+            roundtrip(h, b"payload \x00\xff bytes");
+        }
+    }
+
+    #[test]
+    fn parts_roundtrip() {
+        let parts: Vec<&[u8]> = vec![b"meta", b"", b"\x00\x01\x02"];
+        let bytes = encode_parts(&Header::Heartbeat, &parts);
+        let body = bytes.slice(4..);
+        let f = decode_body(body).unwrap();
+        assert_eq!(f.payload.len(), parts_len(&parts));
+        let got = split_parts(f.payload).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(&got[0][..], b"meta");
+        assert_eq!(&got[1][..], b"");
+        assert_eq!(&got[2][..], b"\x00\x01\x02");
+    }
+
+    #[test]
+    fn frames_split_across_reads() {
+        let a = encode(&Header::Heartbeat, b"a");
+        let b = encode(&Header::Register { nsp: "/b".into() }, b"bb");
+        let all = [a.as_ref(), b.as_ref()].concat();
+        let mut fb = FrameBuffer::new(1024);
+        let mut got = vec![];
+        for byte in all {
+            fb.buf_mut().put_u8(byte);
+            while let Some(f) = fb.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].header, Header::Register { nsp: "/b".into() });
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_buffering() {
+        let mut fb = FrameBuffer::new(16);
+        fb.buf_mut().put_u32_le(17);
+        assert_eq!(
+            fb.next_body(),
+            Err(FrameError::TooLarge { len: 17, max: 16 })
+        );
+    }
+
+    #[test]
+    fn lying_header_length_is_truncated() {
+        let mut body = BytesMut::new();
+        body.put_u32_le(1000);
+        body.put_slice(b"xx");
+        assert_eq!(decode_body(body.freeze()), Err(FrameError::Truncated));
+    }
+
+    #[test]
+    fn lying_part_count_is_truncated() {
+        let mut p = BytesMut::new();
+        p.put_u32_le(u32::MAX);
+        assert_eq!(split_parts(p.freeze()), Err(FrameError::Truncated));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Random bytes never panic the decoder: each call ends in a frame,
+        /// "need more bytes", or an error.
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut fb = FrameBuffer::new(256);
+            fb.buf_mut().extend_from_slice(&data);
+            for _ in 0..64 {
+                match fb.next_frame() {
+                    Ok(Some(f)) => { let _ = split_parts(f.payload); }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+
+        /// Mutating valid frames (flipped bytes, truncation) never panics.
+        #[test]
+        fn mutated_frames_never_panic(
+            nsp in "[a-z/]{0,12}",
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..32), 0..4),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            cut in any::<usize>(),
+        ) {
+            let h = Header::Publish { nsp, kind: 3, volatile: false };
+            let mut bytes = encode_parts(&h, &parts).to_vec();
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] ^= b;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            let mut fb = FrameBuffer::new(4096);
+            fb.buf_mut().extend_from_slice(&bytes);
+            while let Ok(Some(f)) = fb.next_frame() {
+                let _ = split_parts(f.payload);
+            }
+        }
+
+        /// Valid part lists always round-trip.
+        #[test]
+        fn parts_always_roundtrip(parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
+            let bytes = encode_parts(&Header::Heartbeat, &parts);
+            let f = decode_body(bytes.slice(4..)).unwrap();
+            let got = split_parts(f.payload).unwrap();
+            prop_assert_eq!(got.len(), parts.len());
+            for (g, p) in got.iter().zip(parts.iter()) {
+                prop_assert_eq!(&g[..], &p[..]);
+            }
+        }
+    }
+}

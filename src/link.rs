@@ -1,0 +1,344 @@
+//! The worker side: one connection to the hub per worker process, on its own
+//! thread, shared by every namespace adapter of the process.
+//!
+//! Outgoing frames are encoded on the JS thread and pushed into a channel, so
+//! frames sent before the connection is up wait there instead of being lost.
+//! Incoming frames are parked in an [`Inbox`] that JS drains in batches; the
+//! inbox is bounded in bytes, and when it is full the reader stops reading,
+//! which pushes back on the hub instead of growing memory.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the link tells JS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Handshake done; the hub calls this worker `node`.
+    Up { node: NodeId },
+    /// A frame from the hub.
+    Frame(Frame),
+    /// The connection is gone (or never came up); nothing more will arrive.
+    Down { reason: String },
+}
+
+impl LinkEvent {
+    fn cost(&self) -> usize {
+        match self {
+            LinkEvent::Frame(f) => 64 + f.payload.len(),
+            _ => 64,
+        }
+    }
+}
+
+struct InboxState {
+    events: VecDeque<LinkEvent>,
+    bytes: usize,
+    /// True while JS has been told to drain and has not emptied the inbox yet.
+    scheduled: bool,
+}
+
+/// Bounded queue of events for JS, with a "please drain" signal.
+pub struct Inbox {
+    state: Mutex<InboxState>,
+    space: Notify,
+    max_bytes: usize,
+    wake_js: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Inbox {
+    /// An inbox that asks JS to drain through `wake_js`.
+    pub fn new(max_bytes: usize, wake_js: Box<dyn Fn() + Send + Sync>) -> Self {
+        Inbox {
+            state: Mutex::new(InboxState {
+                events: VecDeque::new(),
+                bytes: 0,
+                scheduled: false,
+            }),
+            space: Notify::new(),
+            max_bytes,
+            wake_js,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an event and wakes JS unless a drain is already scheduled.
+    pub fn push(&self, ev: LinkEvent) {
+        let wake = {
+            let mut s = self.lock();
+            s.bytes += ev.cost();
+            s.events.push_back(ev);
+            !std::mem::replace(&mut s.scheduled, true)
+        };
+        if wake {
+            (self.wake_js)();
+        }
+    }
+
+    /// Bytes currently queued.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Takes up to `max` events. If more remain, JS is woken again (after
+    /// this call returns) so other work on the event loop can run in between.
+    pub fn drain(&self, max: usize) -> Vec<LinkEvent> {
+        let (out, again) = {
+            let mut s = self.lock();
+            let n = max.min(s.events.len());
+            let out: Vec<LinkEvent> = s.events.drain(..n).collect();
+            s.bytes -= out.iter().map(LinkEvent::cost).sum::<usize>();
+            let again = !s.events.is_empty();
+            s.scheduled = again;
+            (out, again)
+        };
+        self.space.notify_one();
+        if again {
+            (self.wake_js)();
+        }
+        out
+    }
+
+    async fn wait_for_space(&self) {
+        while self.bytes() > self.max_bytes {
+            self.space.notified().await;
+        }
+    }
+}
+
+/// Settings of a link.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    pub path: PathBuf,
+    pub pid: u32,
+    pub heartbeat_timeout_ms: u32,
+    pub max_frame: usize,
+    pub max_inbox_bytes: usize,
+}
+
+/// A connection to the hub.
+pub struct Link {
+    tx: Option<mpsc::UnboundedSender<Bytes>>,
+    inbox: Arc<Inbox>,
+    close: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// Starts connecting in the background; events arrive in the inbox.
+    pub fn start(
+        options: LinkOptions,
+        wake_js: Box<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Link> {
+        let inbox = Arc::new(Inbox::new(options.max_inbox_bytes, wake_js));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (close, close_rx) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread_inbox = inbox.clone();
+        let thread = std::thread::Builder::new()
+            .name("sio-cluster-link".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Err(reason) = run(options, rx, close_rx, &thread_inbox).await {
+                        thread_inbox.push(LinkEvent::Down { reason });
+                    }
+                });
+            })?;
+        Ok(Link {
+            tx: Some(tx),
+            inbox,
+            close: Some(close),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues an encoded frame. False once the link is closed or down.
+    pub fn send(&self, frame: Bytes) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(frame).is_ok())
+    }
+
+    /// Takes up to `max` events for JS.
+    pub fn drain(&self, max: usize) -> Vec<LinkEvent> {
+        self.inbox.drain(max)
+    }
+
+    /// Sends everything queued so far, then closes the connection. Returns
+    /// at once; the thread finishes the flush on its own.
+    pub fn close(&mut self) {
+        self.tx = None;
+        if let Some(c) = self.close.take() {
+            let _ = c.send(());
+        }
+        // Detach: joining would block the JS thread on a slow flush.
+        self.thread.take();
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn run(
+    options: LinkOptions,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut close_rx: oneshot::Receiver<()>,
+    inbox: &Inbox,
+) -> Result<(), String> {
+    let path = options.path.display().to_string();
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(&options.path)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("cannot connect to the hub at {path}: {e}")),
+            Err(_) => return Err(format!("timed out connecting to the hub at {path}")),
+        };
+    let (mut rd, wr) = stream.into_split();
+    let mut w = BufWriter::with_capacity(256 * 1024, wr);
+    let hello = encode(
+        &Header::Hello {
+            version: PROTOCOL_VERSION,
+            pid: options.pid,
+            heartbeat_timeout_ms: options.heartbeat_timeout_ms,
+        },
+        &[],
+    );
+    w.write_all(&hello)
+        .await
+        .and(w.flush().await)
+        .map_err(|e| format!("cannot greet the hub: {e}"))?;
+
+    let mut fb = FrameBuffer::new(options.max_frame);
+    let welcome = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut rd, &mut fb)).await;
+    match welcome {
+        Ok(Ok(Some(Frame {
+            header: Header::Welcome { node, .. },
+            ..
+        }))) => inbox.push(LinkEvent::Up { node }),
+        Ok(Ok(Some(Frame {
+            header: Header::Refused { reason },
+            ..
+        }))) => return Err(format!("the hub refused this worker: {reason}")),
+        Ok(Ok(Some(f))) => return Err(format!("unexpected handshake answer: {:?}", f.header)),
+        Ok(Ok(None)) => return Err("the hub closed the connection during the handshake".into()),
+        Ok(Err(e)) => return Err(format!("bad handshake answer: {e}")),
+        Err(_) => return Err("the hub did not answer the handshake".into()),
+    }
+
+    let writer = async {
+        loop {
+            tokio::select! {
+                biased;
+                frame = rx.recv() => match frame {
+                    Some(f) => {
+                        w.write_all(&f).await.map_err(|e| e.to_string())?;
+                        while let Ok(more) = rx.try_recv() {
+                            w.write_all(&more).await.map_err(|e| e.to_string())?;
+                        }
+                        w.flush().await.map_err(|e| e.to_string())?;
+                    }
+                    // Every sender is gone: JS closed the link.
+                    None => break,
+                },
+                _ = &mut close_rx => break,
+            }
+        }
+        // Flush what JS queued before closing (e.g. its Unregister frames).
+        while let Ok(more) = rx.try_recv() {
+            w.write_all(&more).await.map_err(|e| e.to_string())?;
+        }
+        w.flush().await.map_err(|e| e.to_string())?;
+        let _ = w.shutdown().await;
+        Ok::<(), String>(())
+    };
+    let reader = async {
+        loop {
+            match next_frame(&mut rd, &mut fb).await {
+                Ok(Some(f)) => {
+                    inbox.push(LinkEvent::Frame(f));
+                    inbox.wait_for_space().await;
+                }
+                Ok(None) => return "the hub closed the connection".to_string(),
+                Err(e) => return e,
+            }
+        }
+    };
+    tokio::select! {
+        r = writer => r.map_err(|e| format!("lost the hub connection: {e}")),
+        reason = reader => Err(reason),
+    }
+}
+
+async fn next_frame(
+    rd: &mut tokio::net::unix::OwnedReadHalf,
+    fb: &mut FrameBuffer,
+) -> Result<Option<Frame>, String> {
+    loop {
+        match fb.next_frame() {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let buf = fb.buf_mut();
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) => {
+                return if fb.buf_mut().is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated.to_string())
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn inbox_wakes_js_once_per_drain_cycle() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let inbox = Inbox::new(
+            1 << 20,
+            Box::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        for _ in 0..5 {
+            inbox.push(LinkEvent::Up { node: 1 });
+        }
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(inbox.drain(2).len(), 2);
+        // Three left: JS is asked to come back.
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(inbox.drain(10).len(), 3);
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(inbox.bytes(), 0);
+        inbox.push(LinkEvent::Up { node: 1 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 3);
+    }
+}
