@@ -1,0 +1,458 @@
+"use strict";
+// NodeClusterAdapter over the native hub. It extends socket.io-adapter's
+// in-memory Adapter (rooms and sids stay JS Maps and Sets) and reproduces the
+// cluster semantics of @socket.io/cluster-adapter 0.3.0: the same sync/async
+// shape of every method, publish-then-apply ordering, exact error strings.
+//
+// Broadcasts travel already encoded: the emitter encodes the packet once with
+// the server's own encoder, writes those bytes to its clients and ships them;
+// receivers write them to their clients without parsing or re-encoding.
+
+const { randomBytes } = require("node:crypto");
+const { Adapter } = require("socket.io-adapter");
+const debug = require("debug")("socket.io-cluster-rs");
+const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
+const { acquireLink } = require("./link");
+const { resolveOptions } = require("./options");
+const { findHubSocket } = require("./hub-path");
+
+function randomId() {
+  return randomBytes(8).toString("hex");
+}
+
+// Layouts of the encoded packet in a BROADCAST payload.
+const LAYOUT_FRAME = 0; // parts = precomputed WebSocket frame buffers (single-string packet)
+const LAYOUT_PARTS = 1; // parts = encoder output; "s"/"b" per part in the meta
+
+function timeoutError(missing) {
+  return new Error(`timeout reached: missing ${missing} responses`);
+}
+
+class NodeClusterAdapter extends Adapter {
+  /**
+   * @param nsp - the namespace
+   * @param opts - options of createAdapter()
+   */
+  constructor(nsp, opts) {
+    opts = resolveOptions(opts);
+    const hubPath = findHubSocket();
+    if (!hubPath) {
+      throw new Error(
+        `socket.io-cluster-rs: no hub found for primary pid ${process.ppid}; call setupPrimary() in the cluster primary`,
+      );
+    }
+    super(nsp);
+    this.uid = randomId();
+    this.transport = "native";
+    // Kept for code and tests that read them on the stock adapter: `requests`
+    // stays empty (bookkeeping lives in the hub), `ackRequests` holds the
+    // broadcasts with acks until their timeout.
+    this.requests = new Map();
+    this.ackRequests = new Map();
+    this._opts = opts;
+    this._closed = false;
+    // serverCount() answer for the broadcastWithAck() call in progress, see there.
+    this._ackServerCount = null;
+    this._link = acquireLink(hubPath, opts);
+    this._link.attach(this);
+  }
+
+  /** Registration happens in the constructor; kept for the Adapter contract. */
+  init() {}
+
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._link.detach(this);
+  }
+
+  serverCount() {
+    if (this._ackServerCount) return this._ackServerCount;
+    if (this._closed) return Promise.resolve(1);
+    return this._link.count(this.nsp.name);
+  }
+
+  // ---- broadcasts ----------------------------------------------------------
+
+  broadcast(packet, opts) {
+    const flags = opts.flags || {};
+    const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+    packet.nsp = this.nsp.name;
+    const encoded = this._encode(packet, packetOpts);
+    let error = null;
+    if (!flags.local && !this._targetsOneLocalSocket(opts)) {
+      try {
+        const parts = broadcastParts(opts, flags, encoded, packetOpts);
+        this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, parts);
+      } catch (err) {
+        error = err;
+        debug("[%s] error while broadcasting message: %s", this.uid, err.message);
+      }
+    }
+    if (flags.local) {
+      this._deliver(opts, encoded, packetOpts, () => packet);
+      return Promise.resolve();
+    }
+    // Local delivery happens after one tick, as in the stock adapter, so that
+    // `io.emit("bye"); io.disconnectSockets()` keeps its order everywhere.
+    const delivered = Promise.resolve().then(() =>
+      this._deliver(opts, encoded, packetOpts, () => packet),
+    );
+    // Only a payload over maxFrameSize fails the emit itself: it can never be
+    // delivered remotely, and the caller must hear it. Local clients still get it.
+    if (error && error.code === "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw error;
+    return delivered;
+  }
+
+  broadcastWithAck(packet, opts, clientCountCallback, ack) {
+    const flags = (opts && opts.flags) || {};
+    if (flags.local) {
+      // io.local acks only wait for this server (the stock adapter counted
+      // every server and always timed out).
+      this._setAckServerCount(Promise.resolve(1));
+      return super.broadcastWithAck(packet, opts, clientCountCallback, ack);
+    }
+    const timeout = flags.timeout === undefined ? this._opts.requestsTimeout : flags.timeout;
+    packet.nsp = this.nsp.name;
+    // Shipped without an id: every receiver assigns its own (packet ids are per namespace and server).
+    const encoded = this.encoder.encode(packet);
+    let resolveCount;
+    this._setAckServerCount(new Promise((r) => (resolveCount = r)));
+    const requestId = randomId();
+    try {
+      const parts = [Buffer.from(JSON.stringify([encodeOptions(opts), kindsOf(encoded)])), ...toBuffers(encoded)];
+      // Client counts are reported per node only once all of that node's acks
+      // arrived, so that a node dying half-way can be settled with the acks it
+      // did deliver instead of leaving the emit waiting for its timeout.
+      const nodes = new Map(); // node → { count, acks, reported }
+      const report = (st, n) => {
+        if (st.reported) return;
+        st.reported = true;
+        clientCountCallback(n);
+      };
+      this._link.request(this.nsp.name, Kind.BROADCAST, timeout, true, parts, {
+        accepted: (expected) => resolveCount(1 + expected),
+        reply: (from, payload) => {
+          const msg = unpack(splitParts(payload)[0]);
+          let st = nodes.get(from);
+          if (!st) {
+            st = { count: 0, acks: 0, reported: false };
+            nodes.set(from, st);
+          }
+          if (msg.c !== undefined) {
+            st.count = msg.c;
+            if (st.acks >= st.count) report(st, st.count);
+          } else {
+            st.acks++;
+            ack(msg.a);
+            if (st.acks >= st.count && st.count > 0) report(st, st.count);
+          }
+        },
+        departed: (node) => {
+          const st = nodes.get(node);
+          if (!st) {
+            nodes.set(node, { count: 0, acks: 0, reported: true });
+            clientCountCallback(0);
+          } else report(st, st.acks);
+        },
+        down: () => resolveCount(1),
+      });
+      this.ackRequests.set(requestId, { clientCountCallback, ack });
+      setTimeout(() => this.ackRequests.delete(requestId), timeout);
+    } catch (err) {
+      debug("[%s] error while broadcasting with ack: %s", this.uid, err.message);
+      resolveCount(1);
+    }
+    super.broadcastWithAck(packet, opts, clientCountCallback, ack);
+  }
+
+  // ---- room and socket operations ------------------------------------------
+
+  addSockets(opts, rooms) {
+    return this._publishThenApply(opts, Kind.SOCKETS_JOIN, { rooms }, () =>
+      super.addSockets(opts, rooms),
+    );
+  }
+
+  delSockets(opts, rooms) {
+    return this._publishThenApply(opts, Kind.SOCKETS_LEAVE, { rooms }, () =>
+      super.delSockets(opts, rooms),
+    );
+  }
+
+  disconnectSockets(opts, close) {
+    return this._publishThenApply(opts, Kind.DISCONNECT_SOCKETS, { close }, () =>
+      super.disconnectSockets(opts, close),
+    );
+  }
+
+  async _publishThenApply(opts, kind, data, apply) {
+    if (!(opts.flags && opts.flags.local)) {
+      try {
+        const parts = [pack({ opts: encodeOptions(opts), ...data })];
+        this._link.publish(this.nsp.name, kind, false, parts);
+      } catch (err) {
+        debug("[%s] error while publishing message: %s", this.uid, err.message);
+      }
+      await null;
+    }
+    apply();
+  }
+
+  // ---- requests --------------------------------------------------------------
+
+  async fetchSockets(opts) {
+    const localSockets = await super.fetchSockets({
+      rooms: opts.rooms,
+      except: opts.except,
+      flags: { local: true },
+    });
+    if (opts.flags && opts.flags.local) return localSockets;
+    const timeout = (opts.flags && opts.flags.timeout) || this._opts.requestsTimeout;
+    const parts = [pack(encodeOptions(opts))];
+    return new Promise((resolve, reject) => {
+      const responses = localSockets;
+      this._link.request(this.nsp.name, Kind.FETCH_SOCKETS, timeout, false, parts, {
+        reply: (from, payload) => {
+          const p = splitParts(payload);
+          if (p.length) for (const s of unpack(p[0])) responses.push(s);
+        },
+        done: () => resolve(responses),
+        timedOut: (missing) => reject(timeoutError(missing)),
+        down: (reason) => reject(new Error(`socket.io-cluster-rs: fetchSockets failed: ${reason}`)),
+      });
+    });
+  }
+
+  serverSideEmit(packet) {
+    const withAck = typeof packet[packet.length - 1] === "function";
+    if (!withAck) {
+      // Synchronous on purpose: an argument that cannot be sent, or a lost
+      // hub, throws out of io.serverSideEmit() instead of becoming an
+      // unhandled rejection that socket.io would never see.
+      this._link.publish(this.nsp.name, Kind.SERVER_SIDE_EMIT, false, [pack(packet)]);
+      return Promise.resolve();
+    }
+    const ack = packet.pop();
+    const responses = [];
+    let parts;
+    try {
+      parts = [pack(packet)];
+      this._link.request(this.nsp.name, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, parts, {
+        reply: (from, payload) => {
+          const p = splitParts(payload);
+          if (p.length) responses.push(unpack(p[0]));
+        },
+        done: () => ack(null, responses),
+        timedOut: (missing) => ack(timeoutError(missing), responses),
+        down: (reason) => ack(new Error(`socket.io-cluster-rs: serverSideEmit failed: ${reason}`), responses),
+      });
+    } catch (err) {
+      ack(err, responses);
+    }
+    return Promise.resolve();
+  }
+
+  // ---- what other workers send ---------------------------------------------
+
+  /** A published message from another worker. Called by the link. */
+  onClusterMessage(kind, payload) {
+    const parts = splitParts(payload);
+    switch (kind) {
+      case Kind.BROADCAST:
+        return this._onRemoteBroadcast(parts);
+      case Kind.SOCKETS_JOIN: {
+        const m = unpack(parts[0]);
+        return super.addSockets(decodeOptions(m.opts), m.rooms);
+      }
+      case Kind.SOCKETS_LEAVE: {
+        const m = unpack(parts[0]);
+        return super.delSockets(decodeOptions(m.opts), m.rooms);
+      }
+      case Kind.DISCONNECT_SOCKETS: {
+        const m = unpack(parts[0]);
+        return super.disconnectSockets(decodeOptions(m.opts), m.close);
+      }
+      case Kind.SERVER_SIDE_EMIT:
+        return this.nsp._onServerSideEmit(unpack(parts[0]));
+      default:
+        debug("[%s] unknown message kind %d", this.uid, kind);
+    }
+  }
+
+  /** A request from another worker, to answer with `id`. Called by the link. */
+  onClusterRequest(id, kind, payload) {
+    const parts = splitParts(payload);
+    const link = this._link;
+    switch (kind) {
+      case Kind.BROADCAST: {
+        const [o, kinds] = JSON.parse(parts[0].toString());
+        const packet = this._decodePacket(fromBuffers(parts.slice(1), kinds));
+        let expected = -1;
+        let acks = 0;
+        return super.broadcastWithAck(
+          packet,
+          decodeOptions(o),
+          (count) => {
+            expected = count;
+            link.respond(id, count === 0, [pack({ c: count })]);
+          },
+          (arg) => {
+            acks++;
+            link.respond(id, acks === expected, [safePack({ a: arg }, { a: null })]);
+          },
+        );
+      }
+      case Kind.FETCH_SOCKETS: {
+        const opts = decodeOptions(unpack(parts[0]));
+        return super
+          .fetchSockets(opts)
+          .then((sockets) => link.respond(id, true, [packSockets(sockets, this.uid)]))
+          .catch((err) => {
+            debug("[%s] cannot answer fetchSockets: %s", this.uid, err.message);
+            link.respond(id, true, []);
+          });
+      }
+      case Kind.SERVER_SIDE_EMIT: {
+        let called = false;
+        const args = unpack(parts[0]);
+        return this.nsp._onServerSideEmit([
+          ...args,
+          (arg) => {
+            // Only the first call and its first argument count, as in the stock adapter.
+            if (called) return;
+            called = true;
+            link.respond(id, true, [safePack(arg, null)]);
+          },
+        ]);
+      }
+      default:
+        link.respond(id, true, []);
+    }
+  }
+
+  _onRemoteBroadcast(parts) {
+    const [o, volatile, compress, layout, kinds] = JSON.parse(parts[0].toString());
+    const opts = decodeOptions(o);
+    const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
+    let encoded;
+    if (layout === LAYOUT_FRAME) {
+      const frame = parts.slice(1);
+      // The frame payload is "4" (Engine.IO message) followed by the packet.
+      encoded = [frame[frame.length - 1].toString("utf8", 1)];
+      packetOpts.wsPreEncodedFrame = frame;
+    } else {
+      encoded = fromBuffers(parts.slice(1), kinds);
+    }
+    let packet = null;
+    this._deliver(opts, encoded, packetOpts, () => packet || (packet = this._decodePacket(encoded)));
+  }
+
+  // ---- helpers -------------------------------------------------------------
+
+  /** Writes already-encoded packets to the matching local sockets. */
+  _deliver(opts, encoded, packetOpts, getPacket) {
+    this.apply(opts, (socket) => {
+      // onAnyOutgoing listeners need the decoded packet; decode only for them.
+      if (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length) {
+        socket.notifyOutgoingListeners(getPacket());
+      }
+      socket.client.writeToEngine(encoded, packetOpts);
+    });
+  }
+
+  /** Decodes encoder output back into a packet with the server's own parser. */
+  _decodePacket(encoded) {
+    const decoder = new this.nsp.server._parser.Decoder();
+    let packet = null;
+    decoder.on("decoded", (p) => (packet = p));
+    for (const part of encoded) decoder.add(part);
+    if (!packet) throw new Error("could not decode a broadcast packet");
+    delete packet.id;
+    return packet;
+  }
+
+  /**
+   * True when the broadcast targets exactly one socket id of this worker
+   * (`socket.emit` under connection state recovery, `io.to(localId).emit`):
+   * nobody else can have that socket, so nothing is published.
+   */
+  _targetsOneLocalSocket(opts) {
+    if (opts.rooms.size !== 1 || (opts.except && opts.except.size)) return false;
+    const [room] = opts.rooms;
+    return this.nsp.sockets.has(room);
+  }
+
+  _setAckServerCount(promise) {
+    // socket.io calls serverCount() right after broadcastWithAck(); answering
+    // with the number of servers the hub actually asked keeps the two counts
+    // consistent even while workers join or leave.
+    this._ackServerCount = promise;
+    queueMicrotask(() => {
+      if (this._ackServerCount === promise) this._ackServerCount = null;
+    });
+  }
+}
+
+function kindsOf(encoded) {
+  let k = "";
+  for (const e of encoded) k += typeof e === "string" ? "s" : "b";
+  return k;
+}
+
+function toBuffers(encoded) {
+  return encoded.map((e) => (typeof e === "string" ? Buffer.from(e) : Buffer.from(e.buffer, e.byteOffset, e.byteLength)));
+}
+
+function fromBuffers(parts, kinds) {
+  return parts.map((b, i) => (kinds[i] === "s" ? b.toString() : b));
+}
+
+function broadcastParts(opts, flags, encoded, packetOpts) {
+  const volatile = flags.volatile ? 1 : 0;
+  const compress = flags.compress === undefined ? null : flags.compress;
+  const o = encodeOptions(opts);
+  const frame = packetOpts.wsPreEncodedFrame;
+  if (frame) {
+    const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_FRAME]));
+    return [meta, ...frame];
+  }
+  const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_PARTS, kindsOf(encoded)]));
+  return [meta, ...toBuffers(encoded)];
+}
+
+/** Packs `value`, or `fallback` when it cannot be sent (logged, never thrown). */
+function safePack(value, fallback) {
+  try {
+    return pack(value);
+  } catch (err) {
+    debug("cannot send value to another worker: %s", err.message);
+    return pack(fallback);
+  }
+}
+
+function packSockets(sockets, uid) {
+  const details = sockets.map((socket) => {
+    // sessionStore may hold circular references (express-session).
+    const { sessionStore, ...handshake } = socket.handshake;
+    return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
+  });
+  try {
+    return pack(details);
+  } catch (err) {
+    // One bad socket.data must not fail the whole answer (nor kill the worker).
+    debug("[%s] socket.data cannot be sent (%s); sending null for those sockets", uid, err.message);
+    return pack(
+      details.map((d) => {
+        try {
+          pack(d.data);
+          return d;
+        } catch {
+          return { ...d, data: null };
+        }
+      }),
+    );
+  }
+}
+
+module.exports = { NodeClusterAdapter };

@@ -1,0 +1,55 @@
+"use strict";
+// Options of createAdapter(): validated once, at createAdapter() time, so a
+// typo fails loudly at start-up instead of misbehaving under load.
+
+const { inspect } = require("node:util");
+
+const DEFAULTS = Object.freeze({
+  heartbeatInterval: 5_000,
+  heartbeatTimeout: 10_000,
+  requestsTimeout: 5_000,
+  maxFrameSize: 64 * 1024 * 1024,
+});
+
+// The frame length travels as a u32 on the wire.
+const MAX_FRAME_LIMIT = 0xffff_ffff;
+
+/**
+ * Returns a complete, frozen options object. `undefined` (or a missing key)
+ * means the default — unlike @socket.io/cluster-adapter, where an explicit
+ * `undefined` produced a ~1 ms heartbeat timer.
+ */
+function resolveOptions(opts) {
+  if (opts === undefined || opts === null) opts = {};
+  if (typeof opts !== "object") {
+    throw new TypeError(
+      `socket.io-cluster-rs: options must be an object, got ${inspect(opts)}`,
+    );
+  }
+  const out = {};
+  for (const [key, def] of Object.entries(DEFAULTS)) {
+    const value = opts[key];
+    if (value === undefined) {
+      out[key] = def;
+      continue;
+    }
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+      throw new TypeError(
+        `socket.io-cluster-rs: option "${key}" must be a positive finite number, got ${inspect(value)}`,
+      );
+    }
+    out[key] = value;
+  }
+  if (!Number.isInteger(out.maxFrameSize) || out.maxFrameSize > MAX_FRAME_LIMIT) {
+    throw new TypeError(
+      `socket.io-cluster-rs: option "maxFrameSize" must be an integer of at most ${MAX_FRAME_LIMIT} bytes, got ${inspect(opts.maxFrameSize)}`,
+    );
+  }
+  for (const key of ["heartbeatInterval", "heartbeatTimeout", "requestsTimeout"]) {
+    // Timers and the wire carry milliseconds as u32.
+    out[key] = Math.min(Math.ceil(out[key]), MAX_FRAME_LIMIT);
+  }
+  return Object.freeze(out);
+}
+
+module.exports = { resolveOptions, DEFAULTS };

@@ -1,0 +1,113 @@
+"use strict";
+// setupPrimary(): starts the native hub (on its own thread) and relays
+// stock-format IPC messages exactly as @socket.io/cluster-adapter 0.3.0 does,
+// so workers still running the stock adapter keep working under it.
+
+const cluster = require("node:cluster");
+const { EventEmitter } = require("node:events");
+const debug = require("debug")("socket.io-cluster-rs:hub");
+const binding = require("./native");
+const { ENV_VAR, primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
+const { DEFAULTS } = require("./options");
+
+const STOCK_SOURCE = "_sio_adapter";
+// Stock MessageType values whose answer goes back to the requester only.
+const FETCH_SOCKETS_RESPONSE = 8;
+const SERVER_SIDE_EMIT_RESPONSE = 10;
+const UIDS = Symbol("socket.io-cluster-rs uids");
+
+let primary = null;
+
+/**
+ * The primary's handle: `path` of the hub socket, `stats()`, `close()`, and
+ * events "connected", "disconnected" and "refused" (refusals are printed as
+ * warnings when nobody listens).
+ */
+class PrimaryHandle extends EventEmitter {
+  constructor(opts) {
+    super();
+    this.path = primarySocketPath();
+    removeDeadPrimarySockets(this.path);
+    this._hub = new binding.Hub(this.path, opts.maxFrameSize, (ev) => this._onHubEvent(ev));
+    this._onExit = () => this.close();
+    process.once("exit", this._onExit);
+    this._relay = relayStockMessage;
+    cluster.on("message", this._relay);
+    // Workers forked from now on find the hub without relying on their ppid.
+    process.env[ENV_VAR] = this.path;
+    debug("hub listening at %s", this.path);
+  }
+
+  /** Counters, connected workers and queue depths of the hub. */
+  stats() {
+    return this._hub.stats();
+  }
+
+  /** Stops the hub, removes its socket file and the stock relay. */
+  close() {
+    if (!this._hub) return;
+    this._hub.close();
+    this._hub = null;
+    cluster.off("message", this._relay);
+    process.off("exit", this._onExit);
+    if (process.env[ENV_VAR] === this.path) delete process.env[ENV_VAR];
+    if (primary === this) primary = null;
+  }
+
+  _onHubEvent(ev) {
+    if (ev.kind === "connected") {
+      debug("worker pid %d connected as node %d", ev.pid, ev.node);
+      this.emit("connected", ev);
+    } else if (ev.kind === "disconnected") {
+      debug("worker pid %d (node %d) disconnected%s", ev.pid, ev.node, ev.reason ? `: ${ev.reason}` : "");
+      if (ev.reason) this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`);
+      this.emit("disconnected", ev);
+    } else if (ev.kind === "refused") {
+      debug("refused a connection: %s", ev.reason);
+      if (this.listenerCount("refused") === 0) this._warn(`refused a connection: ${ev.reason}`);
+      this.emit("refused", ev);
+    }
+  }
+
+  _warn(text) {
+    console.warn(`socket.io-cluster-rs hub: ${text}`);
+  }
+}
+
+/** Relays stock-format messages between workers, like the stock primary. */
+function relayStockMessage(worker, message) {
+  if (!message || message.source !== STOCK_SOURCE) return;
+  if (!worker[UIDS]) worker[UIDS] = new Set();
+  worker[UIDS].add(message.uid);
+  const workers = cluster.workers || {};
+  if (message.type === FETCH_SOCKETS_RESPONSE || message.type === SERVER_SIDE_EMIT_RESPONSE) {
+    for (const id in workers) {
+      const w = workers[id];
+      if (w && w[UIDS] && w[UIDS].has(message.requesterUid)) {
+        w.send(message, null, ignoreError);
+        return;
+      }
+    }
+    return;
+  }
+  for (const id in workers) {
+    const w = workers[id];
+    if (w && w.id !== worker.id) w.send(message, null, ignoreError);
+  }
+}
+
+// A worker that exits mid-send makes send() report ERR_IPC_CHANNEL_CLOSED;
+// that is expected during shutdown and must not crash the primary.
+function ignoreError() {}
+
+/**
+ * Starts the hub in the cluster primary. Calling it again returns the same
+ * handle (the stock adapter would register a second relay and duplicate
+ * every message).
+ */
+function setupPrimary() {
+  if (!primary) primary = new PrimaryHandle({ maxFrameSize: DEFAULTS.maxFrameSize });
+  return primary;
+}
+
+module.exports = { setupPrimary };
