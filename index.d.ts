@@ -1,0 +1,89 @@
+import { EventEmitter } from "node:events";
+import { Adapter, BroadcastOptions, Room, SocketId } from "socket.io-adapter";
+
+/** Options of {@link createAdapter}. Every option is optional; `undefined` means the default. */
+export interface ClusterAdapterOptions {
+  /** Interval of the heartbeat that proves a worker's event loop is alive, in ms. Default 5000. */
+  heartbeatInterval: number;
+  /** A worker silent for longer than this is not waited for until it speaks again, in ms. Default 10000. */
+  heartbeatTimeout: number;
+  /** Default timeout of fetchSockets() and serverSideEmit() acknowledgements, in ms. Default 5000. */
+  requestsTimeout: number;
+  /** Largest message sent to other workers, in bytes. Default 64 MiB. */
+  maxFrameSize: number;
+}
+
+/** A cluster adapter for one namespace of one worker. */
+export declare class NodeClusterAdapter extends Adapter {
+  constructor(nsp: any, opts?: Partial<ClusterAdapterOptions>);
+  /** Random id of this adapter instance (16 hex characters). */
+  readonly uid: string;
+  /** How this adapter reaches the other workers. */
+  readonly transport: "native" | "ipc";
+  /** Pending requests; always empty, the hub tracks them (kept for compatibility). */
+  readonly requests: Map<string, unknown>;
+  /** Broadcasts with acknowledgements still waiting for their timeout. */
+  readonly ackRequests: Map<string, { clientCountCallback: (n: number) => void; ack: (...args: any[]) => void }>;
+  serverCount(): Promise<number>;
+  broadcast(packet: any, opts: BroadcastOptions): Promise<void>;
+  addSockets(opts: BroadcastOptions, rooms: Room[]): Promise<void>;
+  delSockets(opts: BroadcastOptions, rooms: Room[]): Promise<void>;
+  disconnectSockets(opts: BroadcastOptions, close: boolean): Promise<void>;
+  fetchSockets(opts: BroadcastOptions): Promise<any[]>;
+  serverSideEmit(packet: any[]): Promise<void>;
+}
+
+/**
+ * Returns the adapter constructor to pass to `io.adapter()` or `new Server({ adapter })`.
+ * Throws a TypeError for an option of the wrong type.
+ */
+export declare function createAdapter(
+  opts?: Partial<ClusterAdapterOptions>,
+): (nsp: any) => NodeClusterAdapter;
+
+/** One connected worker, as seen by the hub. */
+export interface HubPeerStats {
+  node: number;
+  pid: number;
+  alive: boolean;
+  namespaces: string[];
+  queuedBytes: number;
+}
+
+/** Counters of the hub. */
+export interface HubStats {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  requests: number;
+  requestsTimedOut: number;
+  departures: number;
+  lateResponses: number;
+  pendingRequests: number;
+  peers: HubPeerStats[];
+}
+
+/** Connection events of the hub. */
+export interface HubEvent {
+  kind: "connected" | "disconnected" | "refused";
+  node?: number;
+  pid?: number;
+  reason?: string;
+}
+
+/** The hub running in the cluster primary, returned by {@link setupPrimary}. */
+export declare class PrimaryHandle extends EventEmitter {
+  /** Path of the hub's Unix socket. */
+  readonly path: string;
+  /** Counters, connected workers and queue depths; null once closed. */
+  stats(): HubStats | null;
+  /** Stops the hub and removes its socket file (also done when the primary exits). */
+  close(): void;
+  on(event: "connected" | "disconnected" | "refused", listener: (ev: HubEvent) => void): this;
+}
+
+/** Starts the hub in the cluster primary. Calling it again returns the same handle. */
+export declare function setupPrimary(): PrimaryHandle;
+
+export type { Room, SocketId };
