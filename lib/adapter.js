@@ -12,7 +12,7 @@ const { randomBytes } = require("node:crypto");
 const { Adapter } = require("socket.io-adapter");
 const debug = require("debug")("socket.io-cluster-rs");
 const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
-const { acquireLink } = require("./link");
+const { acquireLink, roomKey } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHubSocket } = require("./hub-path");
 
@@ -55,6 +55,12 @@ class NodeClusterAdapter extends Adapter {
     this._ackServerCount = null;
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
+    // The hub routes room broadcasts only to workers with a member in the
+    // room, so it must know which rooms have local members here.
+    this._onCreateRoom = (room) => this._link.roomAdd(this.nsp.name, room);
+    this._onDeleteRoom = (room) => this._link.roomDel(this.nsp.name, room);
+    this.on("create-room", this._onCreateRoom);
+    this.on("delete-room", this._onDeleteRoom);
   }
 
   /** Registration happens in the constructor; kept for the Adapter contract. */
@@ -63,6 +69,8 @@ class NodeClusterAdapter extends Adapter {
   close() {
     if (this._closed) return;
     this._closed = true;
+    this.off("create-room", this._onCreateRoom);
+    this.off("delete-room", this._onDeleteRoom);
     this._link.detach(this);
   }
 
@@ -83,7 +91,7 @@ class NodeClusterAdapter extends Adapter {
     if (!flags.local && !this._targetsOneLocalSocket(opts)) {
       try {
         const parts = broadcastParts(opts, flags, encoded, packetOpts);
-        this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, parts);
+        this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
       } catch (err) {
         error = err;
         debug("[%s] error while broadcasting message: %s", this.uid, err.message);
@@ -130,7 +138,7 @@ class NodeClusterAdapter extends Adapter {
         st.reported = true;
         clientCountCallback(n);
       };
-      this._link.request(this.nsp.name, Kind.BROADCAST, timeout, true, parts, {
+      this._link.request(this.nsp.name, Kind.BROADCAST, timeout, true, targetRooms(opts), parts, {
         accepted: (expected) => resolveCount(1 + expected),
         reply: (from, payload) => {
           const msg = unpack(splitParts(payload)[0]);
@@ -190,7 +198,7 @@ class NodeClusterAdapter extends Adapter {
     if (!(opts.flags && opts.flags.local)) {
       try {
         const parts = [pack({ opts: encodeOptions(opts), ...data })];
-        this._link.publish(this.nsp.name, kind, false, parts);
+        this._link.publish(this.nsp.name, kind, false, targetRooms(opts), parts);
       } catch (err) {
         debug("[%s] error while publishing message: %s", this.uid, err.message);
       }
@@ -212,7 +220,7 @@ class NodeClusterAdapter extends Adapter {
     const parts = [pack(encodeOptions(opts))];
     return new Promise((resolve, reject) => {
       const responses = localSockets;
-      this._link.request(this.nsp.name, Kind.FETCH_SOCKETS, timeout, false, parts, {
+      this._link.request(this.nsp.name, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), parts, {
         reply: (from, payload) => {
           const p = splitParts(payload);
           if (p.length) for (const s of unpack(p[0])) responses.push(s);
@@ -230,7 +238,7 @@ class NodeClusterAdapter extends Adapter {
       // Synchronous on purpose: an argument that cannot be sent, or a lost
       // hub, throws out of io.serverSideEmit() instead of becoming an
       // unhandled rejection that socket.io would never see.
-      this._link.publish(this.nsp.name, Kind.SERVER_SIDE_EMIT, false, [pack(packet)]);
+      this._link.publish(this.nsp.name, Kind.SERVER_SIDE_EMIT, false, [], [pack(packet)]);
       return Promise.resolve();
     }
     const ack = packet.pop();
@@ -238,7 +246,7 @@ class NodeClusterAdapter extends Adapter {
     let parts;
     try {
       parts = [pack(packet)];
-      this._link.request(this.nsp.name, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, parts, {
+      this._link.request(this.nsp.name, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, [], parts, {
         reply: (from, payload) => {
           const p = splitParts(payload);
           if (p.length) responses.push(unpack(p[0]));
@@ -392,6 +400,13 @@ class NodeClusterAdapter extends Adapter {
       if (this._ackServerCount === promise) this._ackServerCount = null;
     });
   }
+}
+
+/** JSON keys of the rooms an operation targets; empty means every worker. */
+function targetRooms(opts) {
+  const keys = [];
+  for (const room of opts.rooms) keys.push(roomKey(room));
+  return keys;
 }
 
 function kindsOf(encoded) {

@@ -95,9 +95,18 @@ class HubLink {
     }
   }
 
-  publish(nsp, kind, volatile, parts) {
+  /** `rooms`: JSON keys of the target rooms (see roomKey), empty for all. */
+  publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
-    return sizeChecked(() => this.native.publish(nsp, kind, volatile, parts));
+    return sizeChecked(() => this.native.publish(nsp, kind, volatile, rooms, parts));
+  }
+
+  roomAdd(nsp, room) {
+    this.native.roomAdd(nsp, roomKey(room));
+  }
+
+  roomDel(nsp, room) {
+    this.native.roomDel(nsp, roomKey(room));
   }
 
   respond(id, last, parts) {
@@ -116,7 +125,7 @@ class HubLink {
    * departed(node), done(), timedOut(missing) and down(reason). Returns a
    * function that forgets the request.
    */
-  request(nsp, kind, timeoutMs, keep, parts, handler) {
+  request(nsp, kind, timeoutMs, keep, rooms, parts, handler) {
     this.assertUp();
     const req = this.allocReq();
     const backstop = setTimeout(() => {
@@ -139,7 +148,7 @@ class HubLink {
     }
     this.pending.set(req, entry);
     try {
-      sizeChecked(() => this.native.request(req, nsp, kind, timeoutMs, keep, parts));
+      sizeChecked(() => this.native.request({ req, nsp, kind, timeoutMs, keep, rooms }, parts));
     } catch (err) {
       finish();
       throw err;
@@ -246,6 +255,14 @@ class HubLink {
   }
 }
 
+/**
+ * Rooms are compared by JSON text at the hub, so the number room 1 and the
+ * string room "1" stay different rooms, as they are in the adapter's Map.
+ */
+function roomKey(room) {
+  return JSON.stringify(room);
+}
+
 /** Turns the addon's size error into a RangeError that names the option. */
 function sizeChecked(send) {
   try {
@@ -270,4 +287,4 @@ function acquireLink(path, opts) {
   return link;
 }
 
-module.exports = { acquireLink };
+module.exports = { acquireLink, roomKey };

@@ -286,6 +286,21 @@ fn to_js(ev: LinkEvent) -> LinkEventJs {
     }
 }
 
+/// What `Link.request()` asks for.
+#[napi(object)]
+pub struct RequestSpec {
+    /// Requester-side id, echoed in every answer.
+    pub req: u32,
+    pub nsp: String,
+    /// JS message kind.
+    pub kind: u32,
+    pub timeout_ms: u32,
+    /// Keep the request open until its deadline even once everyone answered.
+    pub keep: bool,
+    /// JSON-encoded room names; empty means every worker serving `nsp`.
+    pub rooms: Vec<String>,
+}
+
 /// A worker's connection to the hub.
 #[napi(js_name = "Link")]
 pub struct JsLink {
@@ -357,40 +372,37 @@ impl JsLink {
         self.inner.send(encode(&Header::Unregister { nsp }, &[]))
     }
 
-    /// Fans `parts` out to every other worker serving `nsp`.
+    /// Fans `parts` out to every other worker serving `nsp` (and, when
+    /// `rooms` is not empty, having a local member in one of those rooms).
     #[napi]
     pub fn publish(
         &self,
         nsp: String,
         kind: u32,
         volatile: bool,
+        rooms: Vec<String>,
         parts: Vec<Buffer>,
     ) -> Result<bool> {
         let header = Header::Publish {
             nsp,
             kind: kind as u8,
             volatile,
+            rooms,
         };
         self.send_parts(&header, &parts)
     }
 
-    /// Sends a request that every other live worker serving `nsp` must answer.
+    /// Sends a request that every other live worker serving `spec.nsp` (with
+    /// a member in one of `spec.rooms`, when not empty) must answer.
     #[napi]
-    pub fn request(
-        &self,
-        req: u32,
-        nsp: String,
-        kind: u32,
-        timeout_ms: u32,
-        keep: bool,
-        parts: Vec<Buffer>,
-    ) -> Result<bool> {
+    pub fn request(&self, spec: RequestSpec, parts: Vec<Buffer>) -> Result<bool> {
         let header = Header::Request {
-            req,
-            nsp,
-            kind: kind as u8,
-            timeout_ms,
-            keep,
+            req: spec.req,
+            nsp: spec.nsp,
+            kind: spec.kind as u8,
+            timeout_ms: spec.timeout_ms,
+            keep: spec.keep,
+            rooms: spec.rooms,
         };
         self.send_parts(&header, &parts)
     }
@@ -403,6 +415,18 @@ impl JsLink {
             last,
         };
         self.send_parts(&header, &parts)
+    }
+
+    /// A room of `nsp` got its first local member (`room` is the JSON of its name).
+    #[napi]
+    pub fn room_add(&self, nsp: String, room: String) -> bool {
+        self.inner.send(encode(&Header::RoomAdd { nsp, room }, &[]))
+    }
+
+    /// A room of `nsp` lost its last local member.
+    #[napi]
+    pub fn room_del(&self, nsp: String, room: String) -> bool {
+        self.inner.send(encode(&Header::RoomDel { nsp, room }, &[]))
     }
 
     /// Tells the hub this worker's event loop is alive.

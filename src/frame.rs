@@ -36,11 +36,13 @@ pub enum Header {
     Register { nsp: String },
     /// A namespace adapter closed in this worker.
     Unregister { nsp: String },
-    /// Fan-out to every other worker that has `nsp`. `kind` is the JS message type.
+    /// Fan-out to every other worker that has `nsp` and, when `rooms` is not
+    /// empty, a local member of one of those rooms. `kind` is the JS message type.
     Publish {
         nsp: String,
         kind: u8,
         volatile: bool,
+        rooms: Vec<String>,
     },
     /// A request that every other live worker with `nsp` must answer.
     /// `keep` keeps the request open until its deadline even after every node
@@ -51,6 +53,7 @@ pub enum Header {
         kind: u8,
         timeout_ms: u32,
         keep: bool,
+        rooms: Vec<String>,
     },
     /// An answer to the hub request `id`. `last` means this node is done with it.
     Respond { id: u64, last: bool },
@@ -58,6 +61,10 @@ pub enum Header {
     Heartbeat,
     /// How many live workers have `nsp` (including the sender)?
     CountQuery { req: u32, nsp: String },
+    /// A room of `nsp` got its first local member in this worker.
+    RoomAdd { nsp: String, room: String },
+    /// A room of `nsp` lost its last local member in this worker.
+    RoomDel { nsp: String, room: String },
 
     // ---- hub → worker ----
     /// Handshake accepted.
@@ -283,6 +290,7 @@ mod tests {
                 nsp: "/".into(),
                 kind: 3,
                 volatile: true,
+                rooms: vec!["\"r\"".into(), "1".into()],
             },
             Header::Request {
                 req: 7,
@@ -290,6 +298,15 @@ mod tests {
                 kind: 7,
                 timeout_ms: 5000,
                 keep: false,
+                rooms: vec![],
+            },
+            Header::RoomAdd {
+                nsp: "/".into(),
+                room: "\"a\"".into(),
+            },
+            Header::RoomDel {
+                nsp: "/".into(),
+                room: "\"a\"".into(),
             },
             Header::Respond {
                 id: u64::MAX,
@@ -418,7 +435,7 @@ mod tests {
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
             cut in any::<usize>(),
         ) {
-            let h = Header::Publish { nsp, kind: 3, volatile: false };
+            let h = Header::Publish { nsp, kind: 3, volatile: false, rooms: vec![] };
             let mut bytes = encode_parts(&h, &parts).to_vec();
             for (i, b) in flips {
                 let n = bytes.len();

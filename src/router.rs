@@ -33,6 +33,8 @@ struct Peer {
     pid: u32,
     /// Namespace name → number of adapters of that namespace in this worker.
     nsps: HashMap<String, u32>,
+    /// Namespace name → rooms with at least one local member in this worker.
+    rooms: HashMap<String, HashSet<String>>,
     last_seen: Instant,
     heartbeat_timeout: Duration,
     /// False while the worker has been silent for longer than its heartbeat
@@ -81,6 +83,7 @@ impl Router {
             Peer {
                 pid,
                 nsps: HashMap::new(),
+                rooms: HashMap::new(),
                 last_seen: now,
                 heartbeat_timeout,
                 alive: true,
@@ -127,6 +130,7 @@ impl Router {
                         }
                         Some(_) => {
                             p.nsps.remove(&nsp);
+                            p.rooms.remove(&nsp);
                             true
                         }
                         None => false,
@@ -137,7 +141,9 @@ impl Router {
                     self.depart(from, Some(&nsp), &mut out);
                 }
             }
-            Header::Publish { nsp, kind, .. } => {
+            Header::Publish {
+                nsp, kind, rooms, ..
+            } => {
                 let bytes = encode(
                     &Header::Message {
                         nsp: nsp.clone(),
@@ -146,7 +152,7 @@ impl Router {
                     },
                     &frame.payload,
                 );
-                for node in self.members(&nsp, from, false) {
+                for node in self.members(&nsp, from, false, &rooms) {
                     out.push((node, bytes.clone()));
                 }
             }
@@ -156,9 +162,11 @@ impl Router {
                 kind,
                 timeout_ms,
                 keep,
+                rooms,
             } => {
                 self.stats.requests += 1;
-                let waiting: HashSet<NodeId> = self.members(&nsp, from, true).into_iter().collect();
+                let waiting: HashSet<NodeId> =
+                    self.members(&nsp, from, true, &rooms).into_iter().collect();
                 out.push((
                     from,
                     encode(
@@ -224,8 +232,20 @@ impl Router {
             }
             Header::Heartbeat => {}
             Header::CountQuery { req, nsp } => {
-                let count = 1 + self.members(&nsp, from, true).len() as u32;
+                let count = 1 + self.members(&nsp, from, true, &[]).len() as u32;
                 out.push((from, encode(&Header::Count { req, count }, &[])));
+            }
+            Header::RoomAdd { nsp, room } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.rooms.entry(nsp).or_default().insert(room);
+                }
+            }
+            Header::RoomDel { nsp, room } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    if let Some(set) = p.rooms.get_mut(&nsp) {
+                        set.remove(&room);
+                    }
+                }
             }
             other => return Err(format!("unexpected frame from a worker: {other:?}")),
         }
@@ -333,11 +353,26 @@ impl Router {
         }
     }
 
-    /// Other workers serving `nsp`; with `alive_only`, only those not silent.
-    fn members(&self, nsp: &str, except: NodeId, alive_only: bool) -> Vec<NodeId> {
+    /// Other workers serving `nsp`; with `alive_only`, only those not silent;
+    /// with `rooms`, only those with a local member in one of them.
+    fn members(
+        &self,
+        nsp: &str,
+        except: NodeId,
+        alive_only: bool,
+        rooms: &[String],
+    ) -> Vec<NodeId> {
         self.peers
             .iter()
-            .filter(|(n, p)| **n != except && (p.alive || !alive_only) && p.nsps.contains_key(nsp))
+            .filter(|(n, p)| {
+                **n != except
+                    && (p.alive || !alive_only)
+                    && p.nsps.contains_key(nsp)
+                    && (rooms.is_empty()
+                        || p.rooms
+                            .get(nsp)
+                            .is_some_and(|set| rooms.iter().any(|r| set.contains(r))))
+            })
             .map(|(n, _)| *n)
             .collect()
     }
@@ -413,6 +448,7 @@ mod tests {
                     kind: 7,
                     timeout_ms: 1000,
                     keep,
+                    rooms: vec![],
                 }),
                 now,
             )
@@ -441,6 +477,7 @@ mod tests {
                     nsp: "/".into(),
                     kind: 3,
                     volatile: false,
+                    rooms: vec![],
                 }),
                 now,
             )
@@ -455,6 +492,60 @@ mod tests {
                 from: 1,
                 kind: 3
             }));
+    }
+
+    #[test]
+    fn room_broadcasts_reach_only_workers_with_a_member() {
+        let now = Instant::now();
+        let mut r = three(now);
+        let add = |r: &mut Router, n: NodeId, room: &str| {
+            r.on_frame(
+                n,
+                frame(Header::RoomAdd {
+                    nsp: "/".into(),
+                    room: room.into(),
+                }),
+                now,
+            )
+            .unwrap();
+        };
+        add(&mut r, 2, "\"a\"");
+        add(&mut r, 3, "1");
+        add(&mut r, 3, "\"a\"");
+        r.on_frame(
+            3,
+            frame(Header::RoomDel {
+                nsp: "/".into(),
+                room: "\"a\"".into(),
+            }),
+            now,
+        )
+        .unwrap();
+        let publish = |r: &mut Router, rooms: Vec<String>| -> Vec<NodeId> {
+            let out = r
+                .on_frame(
+                    1,
+                    frame(Header::Publish {
+                        nsp: "/".into(),
+                        kind: 3,
+                        volatile: false,
+                        rooms,
+                    }),
+                    now,
+                )
+                .unwrap();
+            let mut v: Vec<NodeId> = out.iter().map(|(n, _)| *n).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(publish(&mut r, vec!["\"a\"".into()]), vec![2]);
+        // The number room 1 is not the string room "1".
+        assert_eq!(publish(&mut r, vec!["\"1\"".into()]), Vec::<NodeId>::new());
+        assert_eq!(
+            publish(&mut r, vec!["1".into(), "\"a\"".into()]),
+            vec![2, 3]
+        );
+        assert_eq!(publish(&mut r, vec![]), vec![2, 3]);
     }
 
     #[test]
