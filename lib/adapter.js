@@ -15,6 +15,7 @@ const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require
 const { acquireLink, roomKey } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHubSocket } = require("./hub-path");
+const { IpcClusterAdapter } = require("./ipc-adapter");
 
 function randomId() {
   return randomBytes(8).toString("hex");
@@ -37,10 +38,12 @@ class NodeClusterAdapter extends Adapter {
     opts = resolveOptions(opts);
     const hubPath = findHubSocket();
     if (!hubPath) {
-      throw new Error(
-        `socket.io-cluster-rs: no hub found for primary pid ${process.ppid}; call setupPrimary() in the cluster primary`,
-      );
+      // No hub of ours (e.g. PM2's daemon runs the stock primary): speak the
+      // stock protocol over Node's IPC channel instead.
+      debug("no hub for primary pid %d: using the ipc transport (stock 0.3.0 protocol)", process.ppid);
+      return new IpcClusterAdapter(nsp, opts);
     }
+    debug("using the native hub at %s", hubPath);
     super(nsp);
     this.uid = randomId();
     this.transport = "native";
@@ -61,6 +64,11 @@ class NodeClusterAdapter extends Adapter {
     this._onDeleteRoom = (room) => this._link.roomDel(this.nsp.name, room);
     this.on("create-room", this._onCreateRoom);
     this.on("delete-room", this._onDeleteRoom);
+  }
+
+  /** Instances of either transport count as NodeClusterAdapter. */
+  static [Symbol.hasInstance](obj) {
+    return Function.prototype[Symbol.hasInstance].call(this, obj) || obj instanceof IpcClusterAdapter;
   }
 
   /** Registration happens in the constructor; kept for the Adapter contract. */
