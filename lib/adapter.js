@@ -82,6 +82,15 @@ class NodeClusterAdapter extends Adapter {
     this._link.detach(this);
   }
 
+  /**
+   * Counters of this worker's connection to the hub (shared by all its
+   * namespaces): messages and bytes in and out, messages the hub dropped for
+   * this worker, pending requests.
+   */
+  stats() {
+    return this._link.stats();
+  }
+
   serverCount() {
     if (this._ackServerCount) return this._ackServerCount;
     if (this._closed) return Promise.resolve(1);

@@ -19,6 +19,7 @@ const EV = Object.freeze({
   DONE: 8,
   TIMED_OUT: 9,
   COUNT: 10,
+  DROPPED: 11,
 });
 
 const DRAIN_BATCH = 256;
@@ -39,6 +40,14 @@ class HubLink {
     this.adapters = new Map(); // nsp name → Set<adapter>
     this.pending = new Map(); // req id → handler
     this.nextReq = 0;
+    this.counters = {
+      messagesIn: 0,
+      bytesIn: 0,
+      messagesOut: 0,
+      bytesOut: 0,
+      droppedVolatile: 0,
+      droppedOverflow: 0,
+    };
     this.native = new binding.Link(
       path,
       opts.heartbeatTimeout,
@@ -98,6 +107,7 @@ class HubLink {
   /** `rooms`: JSON keys of the target rooms (see roomKey), empty for all. */
   publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
+    this.countOut(parts);
     return sizeChecked(() => this.native.publish(nsp, kind, volatile, rooms, parts));
   }
 
@@ -111,6 +121,7 @@ class HubLink {
 
   respond(id, last, parts) {
     if (!this.up) return;
+    this.countOut(parts);
     try {
       sizeChecked(() => this.native.respond(id, last, parts));
     } catch (err) {
@@ -147,6 +158,7 @@ class HubLink {
       };
     }
     this.pending.set(req, entry);
+    this.countOut(parts);
     try {
       sizeChecked(() => this.native.request({ req, nsp, kind, timeoutMs, keep, rooms }, parts));
     } catch (err) {
@@ -175,6 +187,24 @@ class HubLink {
     });
   }
 
+  countOut(parts) {
+    this.counters.messagesOut++;
+    for (const p of parts) this.counters.bytesOut += p.length;
+  }
+
+  /** Counters of this worker's connection, for adapter.stats(). */
+  stats() {
+    return {
+      transport: "native",
+      node: this.node,
+      connected: this.up && this.node !== null,
+      error: this.downReason,
+      pendingRequests: this.pending.size,
+      namespaces: [...this.adapters.keys()],
+      ...this.counters,
+    };
+  }
+
   allocReq() {
     do {
       this.nextReq = this.nextReq >= MAX_REQ ? 1 : this.nextReq + 1;
@@ -195,6 +225,10 @@ class HubLink {
   }
 
   dispatch(ev) {
+    if (ev.payload) {
+      this.counters.messagesIn++;
+      this.counters.bytesIn += ev.payload.length;
+    }
     switch (ev.t) {
       case EV.MESSAGE: {
         const set = this.adapters.get(ev.nsp);
@@ -230,6 +264,15 @@ class HubLink {
         return;
       case EV.DOWN:
         return this.onDown(ev.reason);
+      case EV.DROPPED:
+        this.counters.droppedVolatile += ev.droppedVolatile;
+        this.counters.droppedOverflow += ev.droppedOverflow;
+        // Logged when it happens, once per episode: the hub reports drops
+        // when this worker catches up after falling behind.
+        console.warn(
+          `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${ev.droppedVolatile} volatile and ${ev.droppedOverflow} other messages for it`,
+        );
+        return;
       default:
         debug("unknown event %j", ev.t);
     }

@@ -52,4 +52,32 @@ function resolveOptions(opts) {
   return Object.freeze(out);
 }
 
-module.exports = { resolveOptions, DEFAULTS };
+const PRIMARY_DEFAULTS = Object.freeze({
+  maxFrameSize: DEFAULTS.maxFrameSize,
+  queueSoftLimit: 32 * 1024 * 1024,
+  queueHardLimit: 128 * 1024 * 1024,
+});
+
+/** Options of setupPrimary(): byte limits of the hub. */
+function resolvePrimaryOptions(opts) {
+  if (opts === undefined || opts === null) opts = {};
+  if (typeof opts !== "object") {
+    throw new TypeError(`socket.io-cluster-rs: setupPrimary() options must be an object, got ${inspect(opts)}`);
+  }
+  const out = {};
+  for (const [key, def] of Object.entries(PRIMARY_DEFAULTS)) {
+    const value = opts[key] === undefined ? def : opts[key];
+    if (!Number.isInteger(value) || value <= 0 || (key === "maxFrameSize" && value > MAX_FRAME_LIMIT)) {
+      throw new TypeError(
+        `socket.io-cluster-rs: setupPrimary() option "${key}" must be a positive integer number of bytes, got ${inspect(opts[key])}`,
+      );
+    }
+    out[key] = value;
+  }
+  if (out.queueSoftLimit > out.queueHardLimit) {
+    throw new TypeError("socket.io-cluster-rs: setupPrimary() option queueSoftLimit must not exceed queueHardLimit");
+  }
+  return Object.freeze(out);
+}
+
+module.exports = { resolveOptions, resolvePrimaryOptions, DEFAULTS, PRIMARY_DEFAULTS };

@@ -8,7 +8,7 @@ const { EventEmitter } = require("node:events");
 const debug = require("debug")("socket.io-cluster-rs:hub");
 const binding = require("./native");
 const { ENV_VAR, primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
-const { DEFAULTS } = require("./options");
+const { resolvePrimaryOptions } = require("./options");
 
 const STOCK_SOURCE = "_sio_adapter";
 // Stock MessageType values whose answer goes back to the requester only.
@@ -28,7 +28,7 @@ class PrimaryHandle extends EventEmitter {
     super();
     this.path = primarySocketPath();
     removeDeadPrimarySockets(this.path);
-    this._hub = new binding.Hub(this.path, opts.maxFrameSize, (ev) => this._onHubEvent(ev));
+    this._hub = new binding.Hub(this.path, opts, (ev) => this._onHubEvent(ev));
     this._onExit = () => this.close();
     process.once("exit", this._onExit);
     this._relay = relayStockMessage;
@@ -105,8 +105,9 @@ function ignoreError() {}
  * handle (the stock adapter would register a second relay and duplicate
  * every message).
  */
-function setupPrimary() {
-  if (!primary) primary = new PrimaryHandle({ maxFrameSize: DEFAULTS.maxFrameSize });
+function setupPrimary(opts) {
+  const resolved = resolvePrimaryOptions(opts);
+  if (!primary) primary = new PrimaryHandle(resolved);
   return primary;
 }
 

@@ -79,6 +79,10 @@ pub struct PeerStatsJs {
     pub alive: bool,
     pub namespaces: Vec<String>,
     pub queued_bytes: f64,
+    /// Volatile broadcasts dropped because this worker's queue passed the soft limit.
+    pub dropped_volatile: f64,
+    /// Other frames dropped because its queue passed the hard limit.
+    pub dropped_overflow: f64,
 }
 
 /// `Hub.stats()`.
@@ -96,6 +100,14 @@ pub struct HubStatsJs {
     pub peers: Vec<PeerStatsJs>,
 }
 
+/// Size limits of a hub, in bytes.
+#[napi(object)]
+pub struct HubLimits {
+    pub max_frame_size: f64,
+    pub queue_soft_limit: f64,
+    pub queue_hard_limit: f64,
+}
+
 /// The hub, running on its own thread in the cluster primary.
 #[napi(js_name = "Hub")]
 pub struct JsHub {
@@ -107,7 +119,11 @@ impl JsHub {
     /// Binds `path` now and serves on a new thread. `onEvent` receives
     /// connection events; it never keeps the process alive.
     #[napi(constructor)]
-    pub fn new(path: String, max_frame: u32, on_event: Function<HubEventJs, ()>) -> Result<Self> {
+    pub fn new(
+        path: String,
+        limits: HubLimits,
+        on_event: Function<HubEventJs, ()>,
+    ) -> Result<Self> {
         let tsfn: ThreadsafeFunction<HubEventJs, (), HubEventJs, Status, false, true> = on_event
             .build_threadsafe_function::<HubEventJs>()
             .weak::<true>()
@@ -117,7 +133,9 @@ impl JsHub {
             tsfn.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
         });
         let options = hub::HubOptions {
-            max_frame: max_frame as usize,
+            max_frame: limits.max_frame_size as usize,
+            queue_soft_limit: limits.queue_soft_limit as usize,
+            queue_hard_limit: limits.queue_hard_limit as usize,
         };
         let h = hub::Hub::start(&PathBuf::from(path), options, sink)
             .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
@@ -134,12 +152,7 @@ impl JsHub {
     #[napi]
     pub fn stats(&self) -> Option<HubStatsJs> {
         let s = self.inner.as_ref()?.stats();
-        let queued = |node: u32| {
-            s.queued
-                .iter()
-                .find(|(n, _)| *n == node)
-                .map_or(0.0, |(_, q)| *q as f64)
-        };
+        let queue = |node: u32| s.queues.iter().find(|q| q.node == node).copied();
         Some(HubStatsJs {
             frames_in: s.router.frames_in as f64,
             bytes_in: s.router.bytes_in as f64,
@@ -153,12 +166,17 @@ impl JsHub {
             peers: s
                 .peers
                 .iter()
-                .map(|p| PeerStatsJs {
-                    node: p.node,
-                    pid: p.pid,
-                    alive: p.alive,
-                    namespaces: p.namespaces.clone(),
-                    queued_bytes: queued(p.node),
+                .map(|p| {
+                    let q = queue(p.node);
+                    PeerStatsJs {
+                        node: p.node,
+                        pid: p.pid,
+                        alive: p.alive,
+                        namespaces: p.namespaces.clone(),
+                        queued_bytes: q.map_or(0.0, |q| q.queued_bytes as f64),
+                        dropped_volatile: q.map_or(0.0, |q| q.dropped_volatile as f64),
+                        dropped_overflow: q.map_or(0.0, |q| q.dropped_overflow as f64),
+                    }
                 })
                 .collect(),
         })
@@ -184,6 +202,7 @@ const EV_DEPARTED: u32 = 7;
 const EV_DONE: u32 = 8;
 const EV_TIMED_OUT: u32 = 9;
 const EV_COUNT: u32 = 10;
+const EV_DROPPED: u32 = 11;
 
 /// One event from the hub, as JS sees it. `t` says which fields are set.
 #[napi(object)]
@@ -199,6 +218,8 @@ pub struct LinkEventJs {
     pub last: Option<bool>,
     pub payload: Option<Buffer>,
     pub reason: Option<String>,
+    pub dropped_volatile: Option<f64>,
+    pub dropped_overflow: Option<f64>,
 }
 
 fn buffer(b: Bytes) -> Buffer {
@@ -275,6 +296,12 @@ fn to_js(ev: LinkEvent) -> LinkEventJs {
                 t: EV_COUNT,
                 req: Some(req),
                 n: Some(count),
+                ..Default::default()
+            },
+            Header::Dropped { volatile, overflow } => LinkEventJs {
+                t: EV_DROPPED,
+                dropped_volatile: Some(volatile as f64),
+                dropped_overflow: Some(overflow as f64),
                 ..Default::default()
             },
             other => LinkEventJs {

@@ -92,6 +92,10 @@ pub enum Header {
     TimedOut { req: u32, missing: u32 },
     /// Answer to `CountQuery`.
     Count { req: u32, count: u32 },
+    /// Frames for this worker the hub dropped because its queue was full,
+    /// since the last such report: `volatile` broadcasts past the soft limit,
+    /// `overflow` frames of any other kind past the hard limit.
+    Dropped { volatile: u64, overflow: u64 },
 }
 
 /// Errors of the codec. All of them mean "drop this connection".
@@ -348,6 +352,10 @@ mod tests {
             Header::Done { req: 1 },
             Header::TimedOut { req: 1, missing: 1 },
             Header::Count { req: 1, count: 3 },
+            Header::Dropped {
+                volatile: 1,
+                overflow: 2,
+            },
         ];
         for h in headers {
             roundtrip(h, b"payload \x00\xff bytes");

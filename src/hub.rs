@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
 use crate::paths;
-use crate::router::{Out, PeerInfo, Router, RouterStats};
+use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
 
 /// How long a new connection may take to say `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,19 +49,36 @@ pub type EventSink = Box<dyn Fn(HubEvent) + Send + Sync>;
 pub struct HubOptions {
     /// Largest accepted frame body, in bytes.
     pub max_frame: usize,
+    /// Bytes queued for one worker past which volatile broadcasts are dropped.
+    pub queue_soft_limit: usize,
+    /// Bytes queued for one worker past which everything but bookkeeping
+    /// frames is dropped (and counted): a stopped worker cannot grow the
+    /// primary's memory without bound.
+    pub queue_hard_limit: usize,
 }
 
 impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
+            queue_soft_limit: 32 * 1024 * 1024,
+            queue_hard_limit: 128 * 1024 * 1024,
         }
     }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Drops {
+    volatile: u64,
+    overflow: u64,
 }
 
 struct Outbox {
     tx: mpsc::UnboundedSender<Bytes>,
     queued: Arc<AtomicUsize>,
+    dropped: Drops,
+    /// Drops the worker has not been told about yet.
+    unreported: Drops,
 }
 
 struct State {
@@ -86,14 +103,46 @@ impl Shared {
     }
 }
 
-fn dispatch(state: &State, outs: Vec<Out>) {
-    for (node, bytes) in outs {
-        if let Some(ob) = state.outboxes.get(&node) {
-            ob.queued.fetch_add(bytes.len(), Ordering::Relaxed);
-            // A closed outbox means the writer already stopped; the reader
-            // will notice the dead connection and clean up.
-            let _ = ob.tx.send(bytes);
+fn push(ob: &Outbox, bytes: Bytes) {
+    ob.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+    // A closed outbox means the writer already stopped; the reader will
+    // notice the dead connection and clean up.
+    let _ = ob.tx.send(bytes);
+}
+
+fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) {
+    for o in outs {
+        let Some(ob) = state.outboxes.get_mut(&o.to) else {
+            continue;
+        };
+        let queued = ob.queued.load(Ordering::Relaxed);
+        let full = match o.class {
+            Class::Volatile => queued >= options.queue_soft_limit,
+            Class::Data => queued >= options.queue_hard_limit,
+            Class::Control => false,
+        };
+        if full {
+            let counter = if o.class == Class::Volatile {
+                &mut ob.unreported.volatile
+            } else {
+                &mut ob.unreported.overflow
+            };
+            *counter += 1;
+            continue;
         }
+        let lost = ob.unreported;
+        if (lost.volatile > 0 || lost.overflow > 0) && queued < options.queue_soft_limit {
+            // The worker is catching up: tell it what it missed, once.
+            ob.dropped.volatile += lost.volatile;
+            ob.dropped.overflow += lost.overflow;
+            ob.unreported = Drops::default();
+            let report = Header::Dropped {
+                volatile: lost.volatile,
+                overflow: lost.overflow,
+            };
+            push(ob, encode(&report, &[]));
+        }
+        push(ob, o.bytes);
     }
 }
 
@@ -102,9 +151,19 @@ fn dispatch(state: &State, outs: Vec<Out>) {
 pub struct HubStats {
     pub router: RouterStats,
     pub peers: Vec<PeerInfo>,
-    /// Bytes waiting in each worker's outbox, by node id.
-    pub queued: Vec<(NodeId, usize)>,
+    /// Per worker: node id, bytes waiting in its outbox, frames dropped for
+    /// it (volatile, overflow) including drops not yet reported to it.
+    pub queues: Vec<QueueStats>,
     pub pending_requests: usize,
+}
+
+/// Queue of one worker, for `stats()`.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueStats {
+    pub node: NodeId,
+    pub queued_bytes: usize,
+    pub dropped_volatile: u64,
+    pub dropped_overflow: u64,
 }
 
 /// A running hub. Dropping it stops the thread and removes the socket file.
@@ -181,13 +240,18 @@ impl Hub {
         HubStats {
             router: state.router.stats(),
             peers: state.router.peers(),
-            queued: {
-                let mut q: Vec<(NodeId, usize)> = state
+            queues: {
+                let mut q: Vec<QueueStats> = state
                     .outboxes
                     .iter()
-                    .map(|(n, o)| (*n, o.queued.load(Ordering::Relaxed)))
+                    .map(|(n, o)| QueueStats {
+                        node: *n,
+                        queued_bytes: o.queued.load(Ordering::Relaxed),
+                        dropped_volatile: o.dropped.volatile + o.unreported.volatile,
+                        dropped_overflow: o.dropped.overflow + o.unreported.overflow,
+                    })
                     .collect();
-                q.sort();
+                q.sort_by_key(|q| q.node);
                 q
             },
             pending_requests: state.router.pending_requests(),
@@ -240,7 +304,7 @@ async fn timer_loop(shared: Arc<Shared>) {
             _ = sleep => {
                 let state = &mut *shared.lock();
                 let outs = state.router.tick(Instant::now());
-                dispatch(state, outs);
+                dispatch(state, outs, &shared.options);
             }
             _ = shared.timer.notified() => {}
         }
@@ -382,26 +446,18 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         state
             .router
             .add_peer(node, pid, heartbeat_timeout, Instant::now());
-        state.outboxes.insert(
+        let outbox = Outbox {
+            tx: tx.clone(),
+            queued: queued.clone(),
+            dropped: Drops::default(),
+            unreported: Drops::default(),
+        };
+        let welcome = Header::Welcome {
+            version: PROTOCOL_VERSION,
             node,
-            Outbox {
-                tx: tx.clone(),
-                queued: queued.clone(),
-            },
-        );
-        dispatch(
-            state,
-            vec![(
-                node,
-                encode(
-                    &Header::Welcome {
-                        version: PROTOCOL_VERSION,
-                        node,
-                    },
-                    &[],
-                ),
-            )],
-        );
+        };
+        push(&outbox, encode(&welcome, &[]));
+        state.outboxes.insert(node, outbox);
         node
     };
     drop(tx);
@@ -415,7 +471,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
                 let is_request = matches!(frame.header, Header::Request { .. });
                 let state = &mut *shared.lock();
                 match state.router.on_frame(node, frame, Instant::now()) {
-                    Ok(outs) => dispatch(state, outs),
+                    Ok(outs) => dispatch(state, outs, &shared.options),
                     Err(e) => break Some(e),
                 }
                 if is_request {
@@ -430,8 +486,86 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         let state = &mut *shared.lock();
         let outs = state.router.remove_peer(node);
         state.outboxes.remove(&node);
-        dispatch(state, outs);
+        dispatch(state, outs, &shared.options);
     }
     writer.abort();
     (shared.events)(HubEvent::Disconnected { node, pid, reason });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::decode_body;
+
+    fn state_with_outbox() -> (State, mpsc::UnboundedReceiver<Bytes>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut outboxes = HashMap::new();
+        outboxes.insert(
+            1,
+            Outbox {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+                dropped: Drops::default(),
+                unreported: Drops::default(),
+            },
+        );
+        let state = State {
+            router: Router::new(),
+            outboxes,
+            next_node: 1,
+        };
+        (state, rx)
+    }
+
+    fn out(class: Class, len: usize) -> Out {
+        Out {
+            to: 1,
+            bytes: Bytes::from(vec![0u8; len]),
+            class,
+        }
+    }
+
+    #[test]
+    fn full_queues_drop_by_class_and_report_once_drained() {
+        let options = HubOptions {
+            max_frame: 1 << 20,
+            queue_soft_limit: 100,
+            queue_hard_limit: 200,
+        };
+        let (mut state, mut rx) = state_with_outbox();
+        // 150 bytes queued: past the soft limit, below the hard one.
+        dispatch(&mut state, vec![out(Class::Data, 150)], &options);
+        dispatch(&mut state, vec![out(Class::Volatile, 10)], &options);
+        dispatch(&mut state, vec![out(Class::Data, 60)], &options);
+        // 210 bytes: past the hard limit; only control frames pass.
+        dispatch(
+            &mut state,
+            vec![out(Class::Data, 10), out(Class::Control, 5)],
+            &options,
+        );
+        let ob = &state.outboxes[&1];
+        assert_eq!(ob.unreported.volatile, 1);
+        assert_eq!(ob.unreported.overflow, 1);
+        assert_eq!(ob.queued.load(Ordering::Relaxed), 215);
+
+        // The writer drains everything; the next frame is preceded by a report.
+        let mut n = 0;
+        while let Ok(b) = rx.try_recv() {
+            n += b.len();
+        }
+        state.outboxes[&1].queued.fetch_sub(n, Ordering::Relaxed);
+        dispatch(&mut state, vec![out(Class::Data, 1)], &options);
+        let report = rx.try_recv().unwrap();
+        assert_eq!(
+            decode_body(report.slice(4..)).unwrap().header,
+            Header::Dropped {
+                volatile: 1,
+                overflow: 1
+            }
+        );
+        assert_eq!(rx.try_recv().unwrap().len(), 1);
+        let ob = &state.outboxes[&1];
+        assert_eq!((ob.dropped.volatile, ob.dropped.overflow), (1, 1));
+        assert_eq!((ob.unreported.volatile, ob.unreported.overflow), (0, 0));
+    }
 }

@@ -12,8 +12,32 @@ use bytes::Bytes;
 
 use crate::frame::{encode, Frame, Header, NodeId};
 
+/// How a frame may be treated when its receiver's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A volatile broadcast: the first thing to drop.
+    Volatile,
+    /// Ordinary traffic: dropped (and counted) only past the hard limit.
+    Data,
+    /// Small bookkeeping frames (request outcomes, counts): never dropped.
+    Control,
+}
+
 /// A frame to deliver to one worker.
-pub type Out = (NodeId, Bytes);
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub to: NodeId,
+    pub bytes: Bytes,
+    pub class: Class,
+}
+
+fn control(to: NodeId, header: &Header) -> Out {
+    Out {
+        to,
+        bytes: encode(header, &[]),
+        class: Class::Control,
+    }
+}
 
 /// Counters the hub exposes through `stats()`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -142,8 +166,16 @@ impl Router {
                 }
             }
             Header::Publish {
-                nsp, kind, rooms, ..
+                nsp,
+                kind,
+                rooms,
+                volatile,
             } => {
+                let class = if volatile {
+                    Class::Volatile
+                } else {
+                    Class::Data
+                };
                 let bytes = encode(
                     &Header::Message {
                         nsp: nsp.clone(),
@@ -152,8 +184,12 @@ impl Router {
                     },
                     &frame.payload,
                 );
-                for node in self.members(&nsp, from, false, &rooms) {
-                    out.push((node, bytes.clone()));
+                for to in self.members(&nsp, from, false, &rooms) {
+                    out.push(Out {
+                        to,
+                        bytes: bytes.clone(),
+                        class,
+                    });
                 }
             }
             Header::Request {
@@ -167,18 +203,15 @@ impl Router {
                 self.stats.requests += 1;
                 let waiting: HashSet<NodeId> =
                     self.members(&nsp, from, true, &rooms).into_iter().collect();
-                out.push((
+                out.push(control(
                     from,
-                    encode(
-                        &Header::Accepted {
-                            req,
-                            expected: waiting.len() as u32,
-                        },
-                        &[],
-                    ),
+                    &Header::Accepted {
+                        req,
+                        expected: waiting.len() as u32,
+                    },
                 ));
                 if waiting.is_empty() {
-                    out.push((from, encode(&Header::Done { req }, &[])));
+                    out.push(control(from, &Header::Done { req }));
                 } else {
                     self.next_request += 1;
                     let id = self.next_request;
@@ -191,8 +224,12 @@ impl Router {
                         },
                         &frame.payload,
                     );
-                    for node in &waiting {
-                        out.push((*node, bytes.clone()));
+                    for to in &waiting {
+                        out.push(Out {
+                            to: *to,
+                            bytes: bytes.clone(),
+                            class: Class::Data,
+                        });
                     }
                     self.requests.insert(
                         id,
@@ -212,9 +249,9 @@ impl Router {
                     self.stats.late_responses += 1;
                     return Ok(out);
                 };
-                out.push((
-                    p.requester,
-                    encode(
+                out.push(Out {
+                    to: p.requester,
+                    bytes: encode(
                         &Header::Reply {
                             req: p.req,
                             from,
@@ -222,9 +259,10 @@ impl Router {
                         },
                         &frame.payload,
                     ),
-                ));
+                    class: Class::Data,
+                });
                 if last && p.waiting.remove(&from) && p.waiting.is_empty() {
-                    out.push((p.requester, encode(&Header::Done { req: p.req }, &[])));
+                    out.push(control(p.requester, &Header::Done { req: p.req }));
                     if !p.keep {
                         self.requests.remove(&id);
                     }
@@ -233,7 +271,7 @@ impl Router {
             Header::Heartbeat => {}
             Header::CountQuery { req, nsp } => {
                 let count = 1 + self.members(&nsp, from, true, &[]).len() as u32;
-                out.push((from, encode(&Header::Count { req, count }, &[])));
+                out.push(control(from, &Header::Count { req, count }));
             }
             Header::RoomAdd { nsp, room } => {
                 if let Some(p) = self.peers.get_mut(&from) {
@@ -268,15 +306,12 @@ impl Router {
                 // just ends; the others report how many nodes never answered.
                 if !(p.keep && p.waiting.is_empty()) {
                     self.stats.requests_timed_out += 1;
-                    out.push((
+                    out.push(control(
                         p.requester,
-                        encode(
-                            &Header::TimedOut {
-                                req: p.req,
-                                missing: p.waiting.len() as u32,
-                            },
-                            &[],
-                        ),
+                        &Header::TimedOut {
+                            req: p.req,
+                            missing: p.waiting.len() as u32,
+                        },
                     ));
                 }
             }
@@ -385,12 +420,9 @@ impl Router {
                 continue;
             }
             self.stats.departures += 1;
-            out.push((
-                p.requester,
-                encode(&Header::Departed { req: p.req, node }, &[]),
-            ));
+            out.push(control(p.requester, &Header::Departed { req: p.req, node }));
             if p.waiting.is_empty() {
-                out.push((p.requester, encode(&Header::Done { req: p.req }, &[])));
+                out.push(control(p.requester, &Header::Done { req: p.req }));
                 if !p.keep {
                     finished.push(*id);
                 }
@@ -403,7 +435,7 @@ impl Router {
 
     fn count_out(&mut self, out: &[Out]) {
         self.stats.frames_out += out.len() as u64;
-        self.stats.bytes_out += out.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        self.stats.bytes_out += out.iter().map(|o| o.bytes.len() as u64).sum::<u64>();
     }
 }
 
@@ -423,7 +455,7 @@ mod tests {
 
     fn headers(out: &[Out]) -> Vec<(NodeId, Header)> {
         out.iter()
-            .map(|(n, b)| (*n, decode_body(b.slice(4..)).unwrap().header))
+            .map(|o| (o.to, decode_body(o.bytes.slice(4..)).unwrap().header))
             .collect()
     }
 
@@ -534,7 +566,7 @@ mod tests {
                     now,
                 )
                 .unwrap();
-            let mut v: Vec<NodeId> = out.iter().map(|(n, _)| *n).collect();
+            let mut v: Vec<NodeId> = out.iter().map(|o| o.to).collect();
             v.sort();
             v
         };
