@@ -29,6 +29,16 @@ function timeoutError(missing) {
   return new Error(`timeout reached: missing ${missing} responses`);
 }
 
+/**
+ * partialResults mode: the answers that arrived, marked as incomplete, with
+ * the process ids of the workers that did not answer in time.
+ */
+function markPartial(results, pids) {
+  Object.defineProperty(results, "incomplete", { value: true });
+  Object.defineProperty(results, "missing", { value: pids || [] });
+  return results;
+}
+
 class NodeClusterAdapter extends Adapter {
   /**
    * @param nsp - the namespace
@@ -243,7 +253,8 @@ class NodeClusterAdapter extends Adapter {
           if (p.length) for (const s of unpack(p[0])) responses.push(s);
         },
         done: () => resolve(responses),
-        timedOut: (missing) => reject(timeoutError(missing)),
+        timedOut: (missing, pids) =>
+          this._opts.partialResults ? resolve(markPartial(responses, pids)) : reject(timeoutError(missing)),
         down: (reason) => reject(new Error(`socket.io-cluster-rs: fetchSockets failed: ${reason}`)),
       });
     });
@@ -269,7 +280,10 @@ class NodeClusterAdapter extends Adapter {
           if (p.length) responses.push(unpack(p[0]));
         },
         done: () => ack(null, responses),
-        timedOut: (missing) => ack(timeoutError(missing), responses),
+        timedOut: (missing, pids) =>
+          this._opts.partialResults
+            ? ack(null, markPartial(responses, pids))
+            : ack(timeoutError(missing), responses),
         down: (reason) => ack(new Error(`socket.io-cluster-rs: serverSideEmit failed: ${reason}`), responses),
       });
     } catch (err) {

@@ -152,9 +152,9 @@ class HubLink {
     const entry = { ...handler };
     for (const name of ["done", "timedOut", "down"]) {
       const fn = handler[name];
-      entry[name] = (arg) => {
+      entry[name] = (arg, arg2) => {
         finish();
-        if (fn) fn(arg);
+        if (fn) fn(arg, arg2);
       };
     }
     this.pending.set(req, entry);
@@ -255,7 +255,7 @@ class HubLink {
       case EV.DONE:
         return this.call(ev.req, "done");
       case EV.TIMED_OUT:
-        return this.call(ev.req, "timedOut", ev.n);
+        return this.call(ev.req, "timedOut", ev.n, ev.pids);
       case EV.COUNT:
         return this.call(ev.req, "count", ev.n);
       case EV.UP:
@@ -278,9 +278,9 @@ class HubLink {
     }
   }
 
-  call(req, name, arg) {
+  call(req, name, arg, arg2) {
     const h = this.pending.get(req);
-    if (h && h[name]) h[name](arg);
+    if (h && h[name]) h[name](arg, arg2);
   }
 
   onDown(reason) {

@@ -40,6 +40,12 @@ function resolveOptions(opts) {
     }
     out[key] = value;
   }
+  if (opts.partialResults !== undefined && typeof opts.partialResults !== "boolean") {
+    throw new TypeError(
+      `socket.io-cluster-rs: option "partialResults" must be a boolean, got ${inspect(opts.partialResults)}`,
+    );
+  }
+  out.partialResults = opts.partialResults === true;
   if (!Number.isInteger(out.maxFrameSize) || out.maxFrameSize > MAX_FRAME_LIMIT) {
     throw new TypeError(
       `socket.io-cluster-rs: option "maxFrameSize" must be an integer of at most ${MAX_FRAME_LIMIT} bytes, got ${inspect(opts.maxFrameSize)}`,

@@ -220,6 +220,7 @@ pub struct LinkEventJs {
     pub reason: Option<String>,
     pub dropped_volatile: Option<f64>,
     pub dropped_overflow: Option<f64>,
+    pub pids: Option<Vec<u32>>,
 }
 
 fn buffer(b: Bytes) -> Buffer {
@@ -286,10 +287,11 @@ fn to_js(ev: LinkEvent) -> LinkEventJs {
                 req: Some(req),
                 ..Default::default()
             },
-            Header::TimedOut { req, missing } => LinkEventJs {
+            Header::TimedOut { req, missing, pids } => LinkEventJs {
                 t: EV_TIMED_OUT,
                 req: Some(req),
                 n: Some(missing),
+                pids: Some(pids),
                 ..Default::default()
             },
             Header::Count { req, count } => LinkEventJs {

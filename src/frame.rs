@@ -88,8 +88,13 @@ pub enum Header {
     Departed { req: u32, node: NodeId },
     /// Every expected node finished (or departed).
     Done { req: u32 },
-    /// The deadline passed with `missing` nodes still expected.
-    TimedOut { req: u32, missing: u32 },
+    /// The deadline passed with `missing` nodes still expected; `pids` are
+    /// their process ids (for partial results that say who is missing).
+    TimedOut {
+        req: u32,
+        missing: u32,
+        pids: Vec<u32>,
+    },
     /// Answer to `CountQuery`.
     Count { req: u32, count: u32 },
     /// Frames for this worker the hub dropped because its queue was full,
@@ -350,7 +355,11 @@ mod tests {
             },
             Header::Departed { req: 1, node: 2 },
             Header::Done { req: 1 },
-            Header::TimedOut { req: 1, missing: 1 },
+            Header::TimedOut {
+                req: 1,
+                missing: 1,
+                pids: vec![42],
+            },
             Header::Count { req: 1, count: 3 },
             Header::Dropped {
                 volatile: 1,

@@ -306,11 +306,18 @@ impl Router {
                 // just ends; the others report how many nodes never answered.
                 if !(p.keep && p.waiting.is_empty()) {
                     self.stats.requests_timed_out += 1;
+                    let mut pids: Vec<u32> = p
+                        .waiting
+                        .iter()
+                        .filter_map(|n| self.peers.get(n).map(|peer| peer.pid))
+                        .collect();
+                    pids.sort_unstable();
                     out.push(control(
                         p.requester,
                         &Header::TimedOut {
                             req: p.req,
                             missing: p.waiting.len() as u32,
+                            pids,
                         },
                     ));
                 }
@@ -675,7 +682,17 @@ mod tests {
             .unwrap();
         assert!(r.tick(now + Duration::from_millis(999)).is_empty());
         let out = headers(&r.tick(now + Duration::from_millis(1000)));
-        assert_eq!(out, vec![(1, Header::TimedOut { req: 9, missing: 1 })]);
+        assert_eq!(
+            out,
+            vec![(
+                1,
+                Header::TimedOut {
+                    req: 9,
+                    missing: 1,
+                    pids: vec![103]
+                }
+            )]
+        );
         // A late answer is counted and dropped, never forwarded.
         assert!(r
             .on_frame(3, frame(Header::Respond { id, last: true }), now)
@@ -699,7 +716,17 @@ mod tests {
         assert_eq!(out[0], (1, Header::Departed { req: 9, node: 3 }));
         // Node 2 never said "last", so the kept request times out at its deadline.
         let out = headers(&r.tick(now + Duration::from_secs(2)));
-        assert_eq!(out, vec![(1, Header::TimedOut { req: 9, missing: 1 })]);
+        assert_eq!(
+            out,
+            vec![(
+                1,
+                Header::TimedOut {
+                    req: 9,
+                    missing: 1,
+                    pids: vec![102]
+                }
+            )]
+        );
     }
 
     #[test]
