@@ -173,16 +173,14 @@ class HubLink {
     if (!this.up) return Promise.resolve(1);
     return new Promise((resolve) => {
       const req = this.allocReq();
-      this.pending.set(req, {
-        count: (n) => {
-          this.pending.delete(req);
-          resolve(n);
-        },
-        down: () => {
-          this.pending.delete(req);
-          resolve(1);
-        },
-      });
+      const settle = (n) => {
+        clearTimeout(backstop);
+        this.pending.delete(req);
+        resolve(n);
+      };
+      // Also what keeps the process alive while the answer is on its way.
+      const backstop = setTimeout(() => settle(1), BACKSTOP_MS);
+      this.pending.set(req, { count: settle, down: () => settle(1) });
       this.native.countQuery(req, nsp);
     });
   }

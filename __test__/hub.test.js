@@ -1,0 +1,271 @@
+"use strict";
+// The hub's defences, against a real hub socket: malformed and hostile
+// peers are dropped with a logged reason and never take the hub down; only
+// our own user gets in; stale and unsafe socket locations are handled.
+
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const net = require("node:net");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { spawn, spawnSync } = require("node:child_process");
+
+const root = path.join(__dirname, "..");
+const binding = require("../lib/native");
+
+/** A hub in this process, on a fresh private directory. */
+function startHub(t, limits = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-hubtest-"));
+  fs.chmodSync(dir, 0o700);
+  const sock = path.join(dir, "hub.sock");
+  const events = [];
+  let notify = () => {};
+  const hub = new binding.Hub(
+    sock,
+    { maxFrameSize: 1 << 20, queueSoftLimit: 1 << 20, queueHardLimit: 1 << 21, ...limits },
+    (ev) => {
+      events.push(ev);
+      notify();
+    },
+  );
+  t.after(() => {
+    hub.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const waitFor = (pred, ms = 3000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching hub event in ${JSON.stringify(events)}`)), ms);
+      const check = () => {
+        const ev = events.find(pred);
+        if (ev) {
+          clearTimeout(timer);
+          resolve(ev);
+        }
+      };
+      notify = check;
+      check();
+    });
+  return { hub, sock, dir, events, waitFor };
+}
+
+/** Connects a real worker link and resolves with its first event. */
+function linkUp(sock) {
+  return new Promise((resolve, reject) => {
+    // The link's callback is weak (it never keeps a process alive), so this
+    // timer is what keeps the test waiting.
+    const timer = setTimeout(() => reject(new Error("no event from the link")), 5000);
+    const link = new binding.Link(sock, 10_000, 1 << 20, 1 << 20, () => {
+      const [ev] = link.drain(1);
+      link.close();
+      clearTimeout(timer);
+      resolve(ev);
+    });
+  });
+}
+
+function rawSend(sock, bytes) {
+  return new Promise((resolve) => {
+    const c = net.createConnection(sock, () => c.end(bytes));
+    c.on("error", () => {});
+    c.on("close", resolve);
+    c.resume();
+  });
+}
+
+function frame(body) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+/** A Hello frame as rmp-serde writes it: {"Hello": [version, pid, heartbeatTimeoutMs]}. */
+function helloFrame(version) {
+  const header = Buffer.concat([
+    Buffer.from([0x81, 0xa5]),
+    Buffer.from("Hello"),
+    Buffer.from([0x93, 0xce]),
+    u32be(version),
+    Buffer.from([0xce]),
+    u32be(process.pid),
+    Buffer.from([0xce]),
+    u32be(10_000),
+  ]);
+  const hlen = Buffer.alloc(4);
+  hlen.writeUInt32LE(header.length);
+  return frame(Buffer.concat([hlen, header]));
+}
+
+function u32be(n) {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+test("a worker link completes the handshake", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  const ev = await linkUp(sock);
+  assert.equal(ev.t, 1, `expected an Up event, got ${JSON.stringify(ev)}`);
+  const connected = await waitFor((e) => e.kind === "connected");
+  assert.equal(connected.pid, process.pid);
+});
+
+test("garbage bytes are refused with a reason and the hub keeps serving", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  await rawSend(sock, Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const refused = await waitFor((e) => e.kind === "refused");
+  assert.match(refused.reason, /bad handshake|exceeds the maximum|malformed|truncated/);
+  assert.equal((await linkUp(sock)).t, 1);
+});
+
+test("a lying length prefix is refused before anything is buffered", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  const lie = Buffer.alloc(4);
+  lie.writeUInt32LE(0xffff_fff0);
+  await rawSend(sock, lie);
+  const refused = await waitFor((e) => e.kind === "refused");
+  assert.match(refused.reason, /exceeds the maximum/);
+  assert.equal((await linkUp(sock)).t, 1);
+});
+
+test("a truncated frame is refused", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  await rawSend(sock, helloFrame(1).subarray(0, 12));
+  const refused = await waitFor((e) => e.kind === "refused");
+  assert.match(refused.reason, /truncated/);
+});
+
+test("another protocol version is refused with a clear reason", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  await rawSend(sock, helloFrame(999));
+  const refused = await waitFor((e) => e.kind === "refused");
+  assert.match(refused.reason, /protocol version mismatch.*speaks 999, hub speaks 1/);
+});
+
+test("garbage after a valid handshake drops that worker with a logged reason", async (t) => {
+  const { sock, waitFor } = startHub(t);
+  const body = Buffer.concat([Buffer.from([3, 0, 0, 0]), Buffer.from([0xc1, 0xc1, 0xc1])]);
+  await rawSend(sock, Buffer.concat([helloFrame(1), frame(body)]));
+  const dropped = await waitFor((e) => e.kind === "disconnected" && e.reason);
+  assert.match(dropped.reason, /malformed frame header/);
+  assert.equal((await linkUp(sock)).t, 1);
+});
+
+test("the link reports a clear error when the hub refuses it", async (t) => {
+  // A server that answers every Hello with garbage instead of Welcome.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-fake-"));
+  const sock = path.join(dir, "fake.sock");
+  const server = net.createServer((c) => c.end(Buffer.from([1, 0, 0, 0, 0])));
+  await new Promise((r) => server.listen(sock, r));
+  t.after(() => {
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const ev = await linkUp(sock);
+  assert.equal(ev.t, 2, "expected a Down event");
+  assert.match(ev.reason, /handshake/);
+});
+
+test(
+  "only our own user gets in: the 0700 directory blocks others, and so does the peer uid check",
+  { skip: process.getuid() !== 0 && "switching to another user needs root (CI runs as root)" },
+  async (t) => {
+    const { sock, dir, waitFor } = startHub(t);
+    const attempt = () =>
+      spawnSync(
+        "setpriv",
+        [
+          "--reuid=nobody",
+          "--regid=nogroup",
+          "--clear-groups",
+          process.execPath,
+          "-e",
+          `const c = require("net").createConnection(${JSON.stringify(sock)});
+           c.on("error", (e) => { console.log("error " + e.code); process.exit(0); });
+           c.on("data", (d) => console.log("data " + d.toString("latin1")));
+           c.on("close", () => { console.log("closed"); process.exit(0); });
+           setTimeout(() => { console.log("hung"); process.exit(1); }, 3000);`,
+        ],
+        { encoding: "utf8", timeout: 10_000 },
+      );
+    // First layer: the directory is 0700, so the socket cannot even be reached.
+    const blocked = attempt();
+    assert.match(blocked.stdout, /error EACCES/, blocked.stdout + blocked.stderr);
+    // Second layer: make the socket reachable on purpose; the hub still refuses.
+    fs.chmodSync(dir, 0o755);
+    fs.chmodSync(sock, 0o777);
+    const refusedRun = attempt();
+    assert.match(refusedRun.stdout, /Refused/, refusedRun.stdout + refusedRun.stderr);
+    const refused = await waitFor((e) => e.kind === "refused" && /uid 65534/.test(e.reason));
+    assert.match(refused.reason, /only uid 0 may connect/);
+  },
+);
+
+/** Runs a small primary script with its own TMPDIR; resolves with its output. */
+function runPrimary(tmpdir, code) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["-e", code], {
+      env: { ...process.env, TMPDIR: tmpdir, SOCKET_IO_CLUSTER_RS_HUB: "" },
+      cwd: root,
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+test("setupPrimary refuses a socket directory with a loose mode", async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(tmp, `socket.io-cluster-rs-${process.getuid()}`), { mode: 0o755 });
+  fs.chmodSync(path.join(tmp, `socket.io-cluster-rs-${process.getuid()}`), 0o755);
+  const { code, out } = await runPrimary(tmp, `require(${JSON.stringify(root)}).setupPrimary()`);
+  assert.notEqual(code, 0);
+  assert.match(out, /refusing socket directory .* mode 755 lets other users in/);
+});
+
+test("setupPrimary replaces a stale socket and removes its own socket file at exit", async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // A primary that dies by SIGKILL leaves its socket file behind.
+  const killed = await runPrimary(
+    tmp,
+    `const h = require(${JSON.stringify(root)}).setupPrimary(); console.log(h.path); process.kill(process.pid, "SIGKILL");`,
+  );
+  const stale = killed.out.trim().split("\n")[0];
+  assert.ok(fs.existsSync(stale), "the killed primary left its socket file");
+  // The next primary cleans it up, serves, and removes its own file at exit.
+  const next = await runPrimary(
+    tmp,
+    `const h = require(${JSON.stringify(root)}).setupPrimary(); console.log(h.path); console.log(require("fs").existsSync(${JSON.stringify(stale)}));`,
+  );
+  assert.equal(next.code, 0, next.out);
+  const [ownPath, staleStillThere] = next.out.trim().split("\n");
+  assert.equal(staleStillThere, "false");
+  assert.equal(fs.existsSync(ownPath), false, "socket file removed at exit");
+});
+
+test("a socket file left at our own pid path is replaced", async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const { code, out } = await runPrimary(
+    tmp,
+    `const os = require("os"), fs = require("fs"), path = require("path");
+     const dir = path.join(os.tmpdir(), "socket.io-cluster-rs-" + process.getuid());
+     fs.mkdirSync(dir, { mode: 0o700 });
+     const file = path.join(dir, process.pid + ".sock");
+     // A leftover socket file at our path (as after a crash with pid reuse).
+     const { spawnSync } = require("child_process");
+     spawnSync(process.execPath, ["-e", "require('net').createServer().listen(" + JSON.stringify(file) + ", () => process.kill(process.pid, 'SIGKILL'))"]);
+     if (!fs.existsSync(file)) throw new Error("setup failed");
+     const h = require(${JSON.stringify(root)}).setupPrimary();
+     console.log(h.path === file, fs.statSync(file).isSocket());`,
+  );
+  assert.equal(code, 0, out);
+  assert.equal(out.trim(), "true true");
+});
