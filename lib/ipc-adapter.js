@@ -141,6 +141,17 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     return this._ackServerCount || super.serverCount();
   }
 
+  /** What this adapter knows of the cluster; the ipc transport has no hub counters. */
+  stats() {
+    return {
+      transport: "ipc",
+      serialization: usesJsonSerialization() ? "json" : "advanced",
+      nodes: this.nodesMap.size,
+      pendingRequests: this.customRequests.size,
+      namespaces: [...adaptersByNsp.keys()],
+    };
+  }
+
   broadcastWithAck(packet, opts, clientCountCallback, ack) {
     if (opts && opts.flags && opts.flags.local) {
       // Only this server answers an io.local emit; say so to socket.io's count.
