@@ -130,9 +130,65 @@ pub struct LinkOptions {
     pub max_inbox_bytes: usize,
 }
 
+/// How frames from the JS thread reach the socket.
+///
+/// While nothing is queued, the JS thread writes a frame straight into the
+/// (non-blocking) socket: one thread wake-up less per message than handing it
+/// to the link thread. Whatever cannot be written at once — the socket is
+/// full, or the connection is not up yet — goes to the queue, and from then
+/// on everything queues behind it until the link thread has written it all,
+/// so frames never overtake each other.
+struct Outgoing {
+    /// Queue served by the link thread; `None` once JS closed the link.
+    tx: Option<mpsc::UnboundedSender<Bytes>>,
+    /// A second handle on the connected socket, for direct writes.
+    direct: Option<std::os::unix::net::UnixStream>,
+    /// True while frames wait in the queue: JS must queue too.
+    backlog: bool,
+}
+
+struct Sender(Mutex<Outgoing>);
+
+impl Sender {
+    fn lock(&self) -> MutexGuard<'_, Outgoing> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes as much of `buf` as the socket takes now, without blocking.
+fn write_now(stream: &std::os::unix::net::UnixStream, buf: &[u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut off = 0;
+    while off < buf.len() {
+        let rest = &buf[off..];
+        // SAFETY: `rest` is a valid, initialized byte slice for the duration of
+        // the call and the fd belongs to `stream`, which outlives it.
+        // MSG_NOSIGNAL: a closed peer gives EPIPE instead of SIGPIPE.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            off += n as usize;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => break,
+            _ => return Err(err),
+        }
+    }
+    Ok(off)
+}
+
 /// A connection to the hub.
 pub struct Link {
-    tx: Option<mpsc::UnboundedSender<Bytes>>,
+    sender: Arc<Sender>,
     inbox: Arc<Inbox>,
     close: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -151,26 +207,51 @@ impl Link {
             .enable_all()
             .build()?;
         let thread_inbox = inbox.clone();
+        let sender = Arc::new(Sender(Mutex::new(Outgoing {
+            tx: Some(tx),
+            direct: None,
+            backlog: true,
+        })));
+        let thread_sender = sender.clone();
         let thread = std::thread::Builder::new()
             .name("sio-cluster-link".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    if let Err(reason) = run(options, rx, close_rx, &thread_inbox).await {
+                    let result = run(options, rx, close_rx, &thread_inbox, &thread_sender).await;
+                    // Nothing can be written any more: stop direct writes.
+                    thread_sender.lock().direct = None;
+                    if let Err(reason) = result {
                         thread_inbox.push(LinkEvent::Down { reason });
                     }
                 });
             })?;
         Ok(Link {
-            tx: Some(tx),
+            sender,
             inbox,
             close: Some(close),
             thread: Some(thread),
         })
     }
 
-    /// Queues an encoded frame. False once the link is closed or down.
-    pub fn send(&self, frame: Bytes) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(frame).is_ok())
+    /// Sends an encoded frame: written at once when possible, queued
+    /// otherwise. False once the link is closed or down.
+    pub fn send(&self, mut frame: Bytes) -> bool {
+        let mut out = self.sender.lock();
+        if out.tx.is_none() {
+            return false;
+        }
+        if !out.backlog {
+            if let Some(stream) = out.direct.as_ref() {
+                match write_now(stream, &frame) {
+                    Ok(n) if n == frame.len() => return true,
+                    Ok(n) => frame = frame.slice(n..),
+                    // The link thread sees the broken connection and reports it.
+                    Err(_) => out.direct = None,
+                }
+            }
+        }
+        out.backlog = true;
+        out.tx.as_ref().is_some_and(|tx| tx.send(frame).is_ok())
     }
 
     /// Takes up to `max` events for JS.
@@ -181,7 +262,11 @@ impl Link {
     /// Sends everything queued so far, then closes the connection. Returns
     /// at once; the thread finishes the flush on its own.
     pub fn close(&mut self) {
-        self.tx = None;
+        {
+            let mut out = self.sender.lock();
+            out.tx = None;
+            out.direct = None;
+        }
         if let Some(c) = self.close.take() {
             let _ = c.send(());
         }
@@ -201,6 +286,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     mut close_rx: oneshot::Receiver<()>,
     inbox: &Inbox,
+    sender: &Sender,
 ) -> Result<(), String> {
     let path = options.path.display().to_string();
     let stream =
@@ -209,6 +295,14 @@ async fn run(
             Ok(Err(e)) => return Err(format!("cannot connect to the hub at {path}: {e}")),
             Err(_) => return Err(format!("timed out connecting to the hub at {path}")),
         };
+    // A second handle on the same socket for the JS thread's direct writes.
+    let (stream, direct) = stream
+        .into_std()
+        .and_then(|std| {
+            let direct = std.try_clone()?;
+            Ok((UnixStream::from_std(std)?, direct))
+        })
+        .map_err(|e| format!("cannot set up the hub connection: {e}"))?;
     let (mut rd, wr) = stream.into_split();
     let mut w = BufWriter::with_capacity(256 * 1024, wr);
     let hello = encode(
@@ -230,7 +324,13 @@ async fn run(
         Ok(Ok(Some(Frame {
             header: Header::Welcome { node, .. },
             ..
-        }))) => inbox.push(LinkEvent::Up { node }),
+        }))) => {
+            inbox.push(LinkEvent::Up { node });
+            let mut out = sender.lock();
+            out.direct = Some(direct);
+            // Frames JS queued before the connection was up go first.
+            out.backlog = !rx.is_empty();
+        }
         Ok(Ok(Some(Frame {
             header: Header::Refused { reason },
             ..
@@ -252,6 +352,11 @@ async fn run(
                             w.write_all(&more).await.map_err(|e| e.to_string())?;
                         }
                         w.flush().await.map_err(|e| e.to_string())?;
+                        // Queue empty and written: JS may write directly again.
+                        let mut out = sender.lock();
+                        if rx.is_empty() {
+                            out.backlog = false;
+                        }
                     }
                     // Every sender is gone: JS closed the link.
                     None => break,
