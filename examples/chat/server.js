@@ -1,0 +1,162 @@
+"use strict";
+// Cluster-wide chat demo for socket.io-cluster-rs. Run with `npm start`, open http://localhost:3000
+// in a few tabs and watch them land on different workers while still chatting with each other.
+//
+// Routing: the primary does not listen itself; every worker calls listen() on the same port and
+// node:cluster hands incoming connections out round-robin. That is only safe because clients use
+// `transports: ["websocket"]`: a WebSocket session lives on one TCP connection, so it never needs
+// to come back to the same worker (HTTP long-polling would, which is what sticky sessions are for).
+
+const cluster = require("node:cluster");
+const http = require("node:http");
+const os = require("node:os");
+// CHAT_ADAPTER lets you compare against the stock adapter (CHAT_ADAPTER=@socket.io/cluster-adapter);
+// it is only a development switch, the demo is about this package.
+const { createAdapter, setupPrimary } = require(process.env.CHAT_ADAPTER || "../..");
+
+const PORT = Number(process.env.PORT) || 3000;
+const HOST = process.env.HOST || "localhost";
+const WORKERS = Number(process.env.WORKERS) || os.availableParallelism();
+
+if (cluster.isPrimary) runPrimary();
+else runWorker();
+
+function runPrimary() {
+  // The adapter's hub lives in the primary: it relays messages between the workers.
+  setupPrimary();
+  const workers = Array.from({ length: WORKERS }, () => cluster.fork());
+  const alive = () => workers.filter((w) => !w.isDead());
+
+  let listening = 0;
+  cluster.on("listening", () => {
+    // One summary line once everyone is up (scripts such as smoke.js wait for it).
+    if (++listening === WORKERS) console.log(`chat: ${WORKERS} workers listening on http://${HOST}:${PORT}`);
+  });
+
+  let shuttingDown = false;
+  cluster.on("exit", (worker, code, signal) => {
+    // No automatic re-fork: a worker that dies at startup (e.g. port taken) would just loop.
+    if (!shuttingDown) console.error(`chat: worker ${worker.id} died (${signal || code})`);
+    if (alive().length === 0) process.exit(shuttingDown ? 0 : 1);
+  });
+
+  const shutdown = (sig) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    console.log(`chat: ${sig} received, stopping workers`);
+    // Ask each worker to close its clients, then cut its IPC channel. worker.disconnect() alone
+    // would wait forever, because open WebSockets keep the server from closing.
+    for (const w of alive()) {
+      if (!w.isConnected()) continue;
+      w.send("shutdown");
+      w.disconnect();
+    }
+    // Do not hang on a stuck worker: hard-kill whatever is left after 5 s.
+    setTimeout(() => {
+      for (const w of alive()) w.process.kill("SIGKILL");
+      process.exit(1);
+    }, 5000).unref();
+  };
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+}
+
+function runWorker() {
+  const { Server } = require("socket.io");
+  const workerId = cluster.worker.id;
+
+  const httpServer = http.createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(PAGE);
+  });
+  const io = new Server(httpServer, { adapter: createAdapter() });
+
+  // Counts are cluster-wide: fetchSockets() asks every worker through the adapter, and
+  // serverCount() reports how many Socket.IO servers the adapter currently knows about.
+  async function broadcastStats() {
+    try {
+      const [sockets, servers] = await Promise.all([io.fetchSockets(), io.of("/").adapter.serverCount()]);
+      io.emit("stats", { users: sockets.length, servers });
+    } catch (err) {
+      // A worker that just went away can make fetchSockets time out; the next event fixes the count.
+      console.error(`worker ${workerId}: stats failed: ${err.message}`);
+    }
+  }
+
+  io.on("connection", (socket) => {
+    socket.emit("hello", { workerId, pid: process.pid });
+    broadcastStats();
+    socket.on("chat", (text) => {
+      if (typeof text !== "string" || !(text = text.trim())) return;
+      // io.emit reaches the clients of every worker; that is exactly what the adapter is for.
+      io.emit("chat", { from: workerId, text: text.slice(0, 500) });
+    });
+    // By the time "disconnect" fires the socket has left its rooms, so it is no longer counted.
+    socket.on("disconnect", broadcastStats);
+  });
+
+  // e.g. EADDRINUSE: one clear line instead of a stack trace; the primary exits once all are gone.
+  httpServer.on("error", (err) => {
+    console.error(`worker ${workerId}: ${err.message}`);
+    process.exit(1);
+  });
+  httpServer.listen(PORT, HOST, () => {
+    console.log(`worker ${workerId} (pid ${process.pid}) listening`);
+  });
+
+  // Ctrl-C signals the whole process group, so workers get SIGINT too; the primary drives the
+  // shutdown, so here we only close cleanly (SIGTERM still works for a lone `kill <pid>`).
+  let closing = false;
+  const close = () => {
+    if (closing) return;
+    closing = true;
+    io.close(() => process.exit(0)); // disconnects clients and closes the HTTP server
+  };
+  process.on("message", (msg) => msg === "shutdown" && close());
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", close);
+}
+
+// Inline page, no build step. /socket.io/socket.io.js is served by socket.io itself.
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>socket.io-cluster-rs chat</title>
+<style>
+  body { font: 15px system-ui, sans-serif; max-width: 40em; margin: 2em auto; }
+  #log { list-style: none; padding: .5em; height: 20em; overflow-y: auto; border: 1px solid #ccc; }
+  #log b { color: #555; } form { display: flex; gap: .5em; } #text { flex: 1; }
+</style></head>
+<body>
+  <h1>Cluster chat</h1>
+  <p id="me">Connecting…</p>
+  <p><span id="users">?</span> users online across <span id="servers">?</span> servers</p>
+  <ul id="log"></ul>
+  <form id="form"><input id="text" autocomplete="off" placeholder="Say something"><button>Send</button></form>
+  <script src="/socket.io/socket.io.js"></script>
+  <script>
+    // WebSocket only: the cluster round-robins connections, so no polling (no sticky sessions).
+    const socket = io({ transports: ["websocket"] });
+    const $ = (id) => document.getElementById(id);
+    socket.on("hello", ({ workerId, pid }) => {
+      $("me").textContent = "You are connected to worker " + workerId + " (pid " + pid + ")";
+    });
+    socket.on("disconnect", () => { $("me").textContent = "Disconnected, reconnecting…"; });
+    socket.on("stats", ({ users, servers }) => {
+      $("users").textContent = users;
+      $("servers").textContent = servers;
+    });
+    socket.on("chat", ({ from, text }) => {
+      // textContent, never innerHTML: chat text is untrusted.
+      const li = document.createElement("li");
+      const who = document.createElement("b");
+      who.textContent = "worker " + from + ": ";
+      li.append(who, document.createTextNode(text));
+      $("log").append(li);
+      $("log").scrollTop = $("log").scrollHeight;
+    });
+    $("form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      if ($("text").value.trim()) socket.emit("chat", $("text").value);
+      $("text").value = "";
+    });
+  </script>
+</body></html>`;
