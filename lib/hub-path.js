@@ -1,7 +1,10 @@
 "use strict";
 // Where the hub socket of a primary lives. Primary and workers must compute the
-// same path without talking to each other: `<tmpdir>/socket.io-cluster-rs-<uid>/<primary pid>.sock`.
-// The primary also exports the path in the environment for workers forked later.
+// same path without talking to each other: `<tmpdir>/socket.io-cluster-rs-<uid>/<primary pid>.sock`,
+// and a cluster worker's ppid is its primary. The path is deliberately not
+// exported in the environment: every descendant of the primary would inherit
+// it, and the workers of an unrelated cluster started from it would join the
+// wrong hub. SOCKET_IO_CLUSTER_RS_HUB is only an explicit override by the user.
 
 const fs = require("node:fs");
 const os = require("node:os");
@@ -20,8 +23,8 @@ function primarySocketPath() {
  * socket directory exists but is unsafe (wrong owner or mode).
  */
 function findHubSocket() {
-  const fromEnv = process.env[ENV_VAR];
-  if (fromEnv && isSocket(fromEnv)) return fromEnv;
+  const override = process.env[ENV_VAR];
+  if (override) return isSocket(override) ? override : null;
   let path;
   try {
     path = binding.hubSocketPath(os.tmpdir(), process.ppid, false);

@@ -7,7 +7,7 @@ const cluster = require("node:cluster");
 const { EventEmitter } = require("node:events");
 const debug = require("debug")("socket.io-cluster-rs:hub");
 const binding = require("./native");
-const { ENV_VAR, primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
+const { primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
 const { resolvePrimaryOptions } = require("./options");
 
 const STOCK_SOURCE = "_sio_adapter";
@@ -33,8 +33,6 @@ class PrimaryHandle extends EventEmitter {
     process.once("exit", this._onExit);
     this._relay = relayStockMessage;
     cluster.on("message", this._relay);
-    // Workers forked from now on find the hub without relying on their ppid.
-    process.env[ENV_VAR] = this.path;
     debug("hub listening at %s", this.path);
   }
 
@@ -50,7 +48,6 @@ class PrimaryHandle extends EventEmitter {
     this._hub = null;
     cluster.off("message", this._relay);
     process.off("exit", this._onExit);
-    if (process.env[ENV_VAR] === this.path) delete process.env[ENV_VAR];
     if (primary === this) primary = null;
   }
 
