@@ -69,4 +69,4 @@ function removeDeadPrimarySockets(socketPath) {
   }
 }
 
-module.exports = { ENV_VAR, primarySocketPath, findHubSocket, removeDeadPrimarySockets };
+module.exports = { primarySocketPath, findHubSocket, removeDeadPrimarySockets };
