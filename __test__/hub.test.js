@@ -56,10 +56,13 @@ function linkUp(sock) {
     // timer is what keeps the test waiting.
     const timer = setTimeout(() => reject(new Error("no event from the link")), 5000);
     const link = new binding.Link(sock, 10_000, 1 << 20, 1 << 20, () => {
-      const [ev] = link.drain(1);
+      const buf = link.drain(1);
       link.close();
       clearTimeout(timer);
-      resolve(ev);
+      // First record of the batch (layout in src/batch.rs): type, length, body;
+      // a Down record's body is its reason.
+      const t = buf[0];
+      resolve({ t, reason: t === 2 ? buf.toString("utf8", 9, 9 + buf.readUInt32LE(5)) : undefined });
     });
   });
 }

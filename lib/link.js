@@ -210,70 +210,95 @@ class HubLink {
     return this.nextReq;
   }
 
+  /** Reads the batch of events the link thread packed (layout: src/batch.rs). */
   drain() {
-    const events = this.native.drain(DRAIN_BATCH);
-    for (const ev of events) {
+    const buf = this.native.drain(DRAIN_BATCH);
+    if (!buf) return;
+    let off = 0;
+    while (off + 5 <= buf.length) {
+      const t = buf[off];
+      const start = off + 5;
+      const end = start + buf.readUInt32LE(off + 1);
+      off = end;
       try {
-        this.dispatch(ev);
+        this.dispatch(t, buf, start, end);
       } catch (err) {
         // A bad message from one peer must not take this worker down.
-        debug("error while handling event %d: %s", ev.t, err && err.stack);
+        debug("error while handling event %d: %s", t, err && err.stack);
       }
     }
   }
 
-  dispatch(ev) {
-    if (ev.payload) {
-      this.counters.messagesIn++;
-      this.counters.bytesIn += ev.payload.length;
-    }
-    switch (ev.t) {
+  dispatch(t, buf, pos, end) {
+    const u32 = (at) => buf.readUInt32LE(at);
+    switch (t) {
       case EV.MESSAGE: {
-        const set = this.adapters.get(ev.nsp);
-        if (set) for (const a of set) a.onClusterMessage(ev.kind, ev.payload, ev.from);
+        const [nsp, at] = readString(buf, pos + 8);
+        const payload = buf.subarray(at, end);
+        this.countIn(payload);
+        const set = this.adapters.get(nsp);
+        if (set) for (const a of set) a.onClusterMessage(u32(pos + 4), payload, u32(pos));
         return;
       }
       case EV.INCOMING: {
-        const set = this.adapters.get(ev.nsp);
+        const id = buf.readDoubleLE(pos);
+        const [nsp, at] = readString(buf, pos + 16);
+        const payload = buf.subarray(at, end);
+        this.countIn(payload);
+        const set = this.adapters.get(nsp);
         const adapter = set && set.values().next().value;
-        if (adapter) adapter.onClusterRequest(ev.id, ev.kind, ev.payload, ev.from);
+        if (adapter) adapter.onClusterRequest(id, u32(pos + 12), payload, u32(pos + 8));
         // The namespace closed in between: say we are done so nobody waits.
-        else this.respond(ev.id, true, []);
+        else this.respond(id, true, []);
+        return;
+      }
+      case EV.REPLY: {
+        const payload = buf.subarray(pos + 12, end);
+        this.countIn(payload);
+        const h = this.pending.get(u32(pos));
+        if (h && h.reply) h.reply(u32(pos + 4), payload, u32(pos + 8) === 1);
         return;
       }
       case EV.ACCEPTED:
-        return this.call(ev.req, "accepted", ev.n);
-      case EV.REPLY: {
-        const h = this.pending.get(ev.req);
-        if (h && h.reply) h.reply(ev.from, ev.payload, ev.last);
-        return;
-      }
+        return this.call(u32(pos), "accepted", u32(pos + 4));
       case EV.DEPARTED:
-        return this.call(ev.req, "departed", ev.from);
+        return this.call(u32(pos), "departed", u32(pos + 4));
       case EV.DONE:
-        return this.call(ev.req, "done");
-      case EV.TIMED_OUT:
-        return this.call(ev.req, "timedOut", ev.n, ev.pids);
+        return this.call(u32(pos), "done");
+      case EV.TIMED_OUT: {
+        const n = u32(pos + 8);
+        const pids = [];
+        for (let i = 0; i < n; i++) pids.push(u32(pos + 12 + 4 * i));
+        return this.call(u32(pos), "timedOut", u32(pos + 4), pids);
+      }
       case EV.COUNT:
-        return this.call(ev.req, "count", ev.n);
+        return this.call(u32(pos), "count", u32(pos + 4));
       case EV.UP:
-        this.node = ev.n;
-        debug("connected to the hub at %s as node %d", this.path, ev.n);
+        this.node = u32(pos);
+        debug("connected to the hub at %s as node %d", this.path, this.node);
         return;
       case EV.DOWN:
-        return this.onDown(ev.reason);
-      case EV.DROPPED:
-        this.counters.droppedVolatile += ev.droppedVolatile;
-        this.counters.droppedOverflow += ev.droppedOverflow;
+        return this.onDown(readString(buf, pos)[0]);
+      case EV.DROPPED: {
+        const volatile = buf.readDoubleLE(pos);
+        const overflow = buf.readDoubleLE(pos + 8);
+        this.counters.droppedVolatile += volatile;
+        this.counters.droppedOverflow += overflow;
         // Logged when it happens, once per episode: the hub reports drops
         // when this worker catches up after falling behind.
         console.warn(
-          `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${ev.droppedVolatile} volatile and ${ev.droppedOverflow} other messages for it`,
+          `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${volatile} volatile and ${overflow} other messages for it`,
         );
         return;
+      }
       default:
-        debug("unknown event %j", ev.t);
+        debug("unknown event type %d", t);
     }
+  }
+
+  countIn(payload) {
+    this.counters.messagesIn++;
+    this.counters.bytesIn += payload.length;
   }
 
   call(req, name, arg, arg2) {
@@ -294,6 +319,12 @@ class HubLink {
     for (const h of handlers) if (h.down) h.down(reason);
     if (links.get(this.path) === this) links.delete(this.path);
   }
+}
+
+/** Reads a `[u32 length][utf8]` string; returns it and the position after it. */
+function readString(buf, pos) {
+  const end = pos + 4 + buf.readUInt32LE(pos);
+  return [buf.toString("utf8", pos + 4, end), end];
 }
 
 /**

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
+use crate::batch;
 use crate::frame::{self, encode, encode_parts, Header};
 use crate::hub::{self, HubEvent};
-use crate::link::{self, LinkEvent};
+use crate::link;
 use crate::paths;
 
 /// Version of the hub/link frame protocol.
@@ -191,130 +191,6 @@ impl JsHub {
     }
 }
 
-/// Kinds of [`LinkEventJs`].
-const EV_UP: u32 = 1;
-const EV_DOWN: u32 = 2;
-const EV_MESSAGE: u32 = 3;
-const EV_INCOMING: u32 = 4;
-const EV_ACCEPTED: u32 = 5;
-const EV_REPLY: u32 = 6;
-const EV_DEPARTED: u32 = 7;
-const EV_DONE: u32 = 8;
-const EV_TIMED_OUT: u32 = 9;
-const EV_COUNT: u32 = 10;
-const EV_DROPPED: u32 = 11;
-
-/// One event from the hub, as JS sees it. `t` says which fields are set.
-#[napi(object)]
-#[derive(Default)]
-pub struct LinkEventJs {
-    pub t: u32,
-    pub nsp: Option<String>,
-    pub kind: Option<u32>,
-    pub from: Option<u32>,
-    pub req: Option<u32>,
-    pub id: Option<f64>,
-    pub n: Option<u32>,
-    pub last: Option<bool>,
-    pub payload: Option<Buffer>,
-    pub reason: Option<String>,
-    pub dropped_volatile: Option<f64>,
-    pub dropped_overflow: Option<f64>,
-    pub pids: Option<Vec<u32>>,
-}
-
-fn buffer(b: Bytes) -> Buffer {
-    Buffer::from(b.to_vec())
-}
-
-fn to_js(ev: LinkEvent) -> LinkEventJs {
-    match ev {
-        LinkEvent::Up { node } => LinkEventJs {
-            t: EV_UP,
-            n: Some(node),
-            ..Default::default()
-        },
-        LinkEvent::Down { reason } => LinkEventJs {
-            t: EV_DOWN,
-            reason: Some(reason),
-            ..Default::default()
-        },
-        LinkEvent::Frame(f) => match f.header {
-            Header::Message { nsp, from, kind } => LinkEventJs {
-                t: EV_MESSAGE,
-                nsp: Some(nsp),
-                from: Some(from),
-                kind: Some(u32::from(kind)),
-                payload: Some(buffer(f.payload)),
-                ..Default::default()
-            },
-            Header::Incoming {
-                id,
-                nsp,
-                from,
-                kind,
-            } => LinkEventJs {
-                t: EV_INCOMING,
-                id: Some(id as f64),
-                nsp: Some(nsp),
-                from: Some(from),
-                kind: Some(u32::from(kind)),
-                payload: Some(buffer(f.payload)),
-                ..Default::default()
-            },
-            Header::Accepted { req, expected } => LinkEventJs {
-                t: EV_ACCEPTED,
-                req: Some(req),
-                n: Some(expected),
-                ..Default::default()
-            },
-            Header::Reply { req, from, last } => LinkEventJs {
-                t: EV_REPLY,
-                req: Some(req),
-                from: Some(from),
-                last: Some(last),
-                payload: Some(buffer(f.payload)),
-                ..Default::default()
-            },
-            Header::Departed { req, node } => LinkEventJs {
-                t: EV_DEPARTED,
-                req: Some(req),
-                from: Some(node),
-                ..Default::default()
-            },
-            Header::Done { req } => LinkEventJs {
-                t: EV_DONE,
-                req: Some(req),
-                ..Default::default()
-            },
-            Header::TimedOut { req, missing, pids } => LinkEventJs {
-                t: EV_TIMED_OUT,
-                req: Some(req),
-                n: Some(missing),
-                pids: Some(pids),
-                ..Default::default()
-            },
-            Header::Count { req, count } => LinkEventJs {
-                t: EV_COUNT,
-                req: Some(req),
-                n: Some(count),
-                ..Default::default()
-            },
-            Header::Dropped { volatile, overflow } => LinkEventJs {
-                t: EV_DROPPED,
-                dropped_volatile: Some(volatile as f64),
-                dropped_overflow: Some(overflow as f64),
-                ..Default::default()
-            },
-            other => LinkEventJs {
-                t: EV_DOWN,
-                reason: Some(format!("unexpected frame from the hub: {other:?}")),
-                ..Default::default()
-            },
-        },
-    }
-}
-
 /// What `Link.request()` asks for.
 #[napi(object)]
 pub struct RequestSpec {
@@ -471,14 +347,17 @@ impl JsLink {
             .send(encode(&Header::CountQuery { req, nsp }, &[]))
     }
 
-    /// Takes up to `max` pending events.
+    /// Takes up to `max` pending events, packed into one buffer (see
+    /// `batch.rs` for the record layout); null when there are none.
     #[napi]
-    pub fn drain(&self, max: u32) -> Vec<LinkEventJs> {
-        self.inner
-            .drain(max as usize)
-            .into_iter()
-            .map(to_js)
-            .collect()
+    pub fn drain(&self, max: u32) -> Option<Buffer> {
+        let events = self.inner.drain(max as usize);
+        if events.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(256);
+        batch::encode(events, &mut out);
+        Some(Buffer::from(out))
     }
 
     /// Flushes what is queued and closes the connection.

@@ -6,11 +6,13 @@
 //! - [`paths`]: the per-user socket directory and its security checks.
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
+//! - [`batch`]: the flat buffer in which the link hands its events to JS.
 //! - `binding`: the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
 
 // Input from other processes must never panic the hub: no unwrap outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod batch;
 pub mod frame;
 pub mod hub;
 pub mod link;

@@ -1,0 +1,157 @@
+//! Packs the link's events into one flat buffer for JS.
+//!
+//! Handing JS one buffer per drain, instead of one object and one Buffer per
+//! event, keeps the per-message cost on the worker's JS thread to a few
+//! integer reads. Each record is `[u8 type][u32 LE body length][body]`, so JS
+//! can skip a record it does not know. Numbers are little-endian; strings are
+//! `[u32 length][utf8]`; a payload is the rest of the record body.
+
+use crate::frame::Header;
+use crate::link::LinkEvent;
+
+/// Record types, mirrored by `EV` in lib/link.js.
+pub mod ev {
+    pub const UP: u8 = 1;
+    pub const DOWN: u8 = 2;
+    pub const MESSAGE: u8 = 3;
+    pub const INCOMING: u8 = 4;
+    pub const ACCEPTED: u8 = 5;
+    pub const REPLY: u8 = 6;
+    pub const DEPARTED: u8 = 7;
+    pub const DONE: u8 = 8;
+    pub const TIMED_OUT: u8 = 9;
+    pub const COUNT: u8 = 10;
+    pub const DROPPED: u8 = 11;
+}
+
+struct Record<'a> {
+    out: &'a mut Vec<u8>,
+    len_at: usize,
+}
+
+impl<'a> Record<'a> {
+    fn start(out: &'a mut Vec<u8>, t: u8) -> Self {
+        out.push(t);
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        Record { out, len_at }
+    }
+    fn u32(self, v: u32) -> Self {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn f64(self, v: f64) -> Self {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn str(self, s: &str) -> Self {
+        let r = self.u32(s.len() as u32);
+        r.out.extend_from_slice(s.as_bytes());
+        r
+    }
+    fn bytes(self, b: &[u8]) -> Self {
+        self.out.extend_from_slice(b);
+        self
+    }
+    fn end(self) {
+        let len = (self.out.len() - self.len_at - 4) as u32;
+        self.out[self.len_at..self.len_at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// Appends the records of `events` to `out`.
+pub fn encode(events: Vec<LinkEvent>, out: &mut Vec<u8>) {
+    for event in events {
+        match event {
+            LinkEvent::Up { node } => Record::start(out, ev::UP).u32(node).end(),
+            LinkEvent::Down { reason } => Record::start(out, ev::DOWN).str(&reason).end(),
+            LinkEvent::Frame(f) => match f.header {
+                Header::Message { nsp, from, kind } => Record::start(out, ev::MESSAGE)
+                    .u32(from)
+                    .u32(u32::from(kind))
+                    .str(&nsp)
+                    .bytes(&f.payload)
+                    .end(),
+                Header::Incoming {
+                    id,
+                    nsp,
+                    from,
+                    kind,
+                } => Record::start(out, ev::INCOMING)
+                    // Hub request ids count up from 1: exact as f64 far beyond any uptime.
+                    .f64(id as f64)
+                    .u32(from)
+                    .u32(u32::from(kind))
+                    .str(&nsp)
+                    .bytes(&f.payload)
+                    .end(),
+                Header::Accepted { req, expected } => Record::start(out, ev::ACCEPTED)
+                    .u32(req)
+                    .u32(expected)
+                    .end(),
+                Header::Reply { req, from, last } => Record::start(out, ev::REPLY)
+                    .u32(req)
+                    .u32(from)
+                    .u32(u32::from(last))
+                    .bytes(&f.payload)
+                    .end(),
+                Header::Departed { req, node } => {
+                    Record::start(out, ev::DEPARTED).u32(req).u32(node).end()
+                }
+                Header::Done { req } => Record::start(out, ev::DONE).u32(req).end(),
+                Header::TimedOut { req, missing, pids } => {
+                    let mut r = Record::start(out, ev::TIMED_OUT)
+                        .u32(req)
+                        .u32(missing)
+                        .u32(pids.len() as u32);
+                    for pid in pids {
+                        r = r.u32(pid);
+                    }
+                    r.end()
+                }
+                Header::Count { req, count } => {
+                    Record::start(out, ev::COUNT).u32(req).u32(count).end()
+                }
+                Header::Dropped { volatile, overflow } => Record::start(out, ev::DROPPED)
+                    .f64(volatile as f64)
+                    .f64(overflow as f64)
+                    .end(),
+                other => Record::start(out, ev::DOWN)
+                    .str(&format!("unexpected frame from the hub: {other:?}"))
+                    .end(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Frame;
+    use bytes::Bytes;
+
+    #[test]
+    fn records_have_type_length_and_body() {
+        let mut out = Vec::new();
+        encode(
+            vec![
+                LinkEvent::Up { node: 7 },
+                LinkEvent::Frame(Frame {
+                    header: Header::Message {
+                        nsp: "/a".into(),
+                        from: 2,
+                        kind: 3,
+                    },
+                    payload: Bytes::from_static(b"xyz"),
+                }),
+            ],
+            &mut out,
+        );
+        assert_eq!(&out[..9], &[ev::UP, 4, 0, 0, 0, 7, 0, 0, 0]);
+        assert_eq!(out[9], ev::MESSAGE);
+        let len = u32::from_le_bytes([out[10], out[11], out[12], out[13]]) as usize;
+        assert_eq!(len, 4 + 4 + 4 + 2 + 3);
+        assert_eq!(out.len(), 14 + len);
+        assert_eq!(&out[out.len() - 3..], b"xyz");
+    }
+}
