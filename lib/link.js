@@ -55,10 +55,28 @@ class HubLink {
       MAX_INBOX_BYTES,
       () => this.drain(),
     );
+    this.flushScheduled = false;
+    this.flushNow = () => {
+      this.flushScheduled = false;
+      this.native.flush();
+    };
     // A JS timer on purpose: it proves the event loop is alive, not just the
     // link thread. Unref'd, so it never keeps a worker running.
-    this.heartbeat = setInterval(() => this.native.heartbeat(), opts.heartbeatInterval);
+    this.heartbeat = setInterval(() => {
+      this.native.heartbeat();
+      this.kick();
+    }, opts.heartbeatInterval);
     this.heartbeat.unref();
+  }
+
+  /**
+   * Frames sent during a tick are collected by the addon and written with
+   * one syscall at the end of the tick.
+   */
+  kick() {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushNow);
   }
 
   get up() {
@@ -72,6 +90,7 @@ class HubLink {
       set = new Set();
       this.adapters.set(nsp, set);
       this.native.register(nsp);
+      this.kick();
     }
     set.add(adapter);
   }
@@ -83,6 +102,7 @@ class HubLink {
     if (set.size === 0) {
       this.adapters.delete(nsp);
       this.native.unregister(nsp);
+      this.kick();
     }
     if (this.adapters.size === 0) this.close();
   }
@@ -108,15 +128,18 @@ class HubLink {
   publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
     this.countOut(parts);
-    return sizeChecked(() => this.native.publish(nsp, kind, volatile, rooms, parts));
+    sizeChecked(() => this.native.publish(nsp, kind, volatile, rooms, parts));
+    this.kick();
   }
 
   roomAdd(nsp, room) {
     this.native.roomAdd(nsp, roomKey(room));
+    this.kick();
   }
 
   roomDel(nsp, room) {
     this.native.roomDel(nsp, roomKey(room));
+    this.kick();
   }
 
   respond(id, last, parts) {
@@ -129,6 +152,7 @@ class HubLink {
       debug("cannot answer request %d: %s", id, err.message);
       this.native.respond(id, last, []);
     }
+    this.kick();
   }
 
   /**
@@ -161,6 +185,7 @@ class HubLink {
     this.countOut(parts);
     try {
       sizeChecked(() => this.native.request({ req, nsp, kind, timeoutMs, keep, rooms }, parts));
+      this.kick();
     } catch (err) {
       finish();
       throw err;
@@ -182,6 +207,7 @@ class HubLink {
       const backstop = setTimeout(() => settle(1), BACKSTOP_MS);
       this.pending.set(req, { count: settle, down: () => settle(1) });
       this.native.countQuery(req, nsp);
+      this.kick();
     });
   }
 

@@ -262,19 +262,19 @@ impl JsLink {
                 ),
             ));
         }
-        Ok(self.inner.send(encode_parts(header, parts)))
+        Ok(self.inner.send(&encode_parts(header, parts)))
     }
 
     /// Announces that an adapter for `nsp` started in this worker.
     #[napi]
     pub fn register(&self, nsp: String) -> bool {
-        self.inner.send(encode(&Header::Register { nsp }, &[]))
+        self.inner.send(&encode(&Header::Register { nsp }, &[]))
     }
 
     /// Announces that an adapter for `nsp` closed in this worker.
     #[napi]
     pub fn unregister(&self, nsp: String) -> bool {
-        self.inner.send(encode(&Header::Unregister { nsp }, &[]))
+        self.inner.send(&encode(&Header::Unregister { nsp }, &[]))
     }
 
     /// Fans `parts` out to every other worker serving `nsp` (and, when
@@ -325,26 +325,28 @@ impl JsLink {
     /// A room of `nsp` got its first local member (`room` is the JSON of its name).
     #[napi]
     pub fn room_add(&self, nsp: String, room: String) -> bool {
-        self.inner.send(encode(&Header::RoomAdd { nsp, room }, &[]))
+        self.inner
+            .send(&encode(&Header::RoomAdd { nsp, room }, &[]))
     }
 
     /// A room of `nsp` lost its last local member.
     #[napi]
     pub fn room_del(&self, nsp: String, room: String) -> bool {
-        self.inner.send(encode(&Header::RoomDel { nsp, room }, &[]))
+        self.inner
+            .send(&encode(&Header::RoomDel { nsp, room }, &[]))
     }
 
     /// Tells the hub this worker's event loop is alive.
     #[napi]
     pub fn heartbeat(&self) -> bool {
-        self.inner.send(encode(&Header::Heartbeat, &[]))
+        self.inner.send(&encode(&Header::Heartbeat, &[]))
     }
 
     /// Asks how many live workers serve `nsp`; answered by a Count event.
     #[napi]
     pub fn count_query(&self, req: u32, nsp: String) -> bool {
         self.inner
-            .send(encode(&Header::CountQuery { req, nsp }, &[]))
+            .send(&encode(&Header::CountQuery { req, nsp }, &[]))
     }
 
     /// Takes up to `max` pending events, packed into one buffer (see
@@ -358,6 +360,13 @@ impl JsLink {
         let mut out = Vec::with_capacity(256);
         batch::encode(events, &mut out);
         Some(Buffer::from(out))
+    }
+
+    /// Writes the frames sent since the last flush (JS calls this once per
+    /// tick, from a microtask).
+    #[napi]
+    pub fn flush(&self) {
+        self.inner.flush();
     }
 
     /// Flushes what is queued and closes the connection.

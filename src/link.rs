@@ -132,19 +132,55 @@ pub struct LinkOptions {
 
 /// How frames from the JS thread reach the socket.
 ///
-/// While nothing is queued, the JS thread writes a frame straight into the
-/// (non-blocking) socket: one thread wake-up less per message than handing it
-/// to the link thread. Whatever cannot be written at once — the socket is
-/// full, or the connection is not up yet — goes to the queue, and from then
-/// on everything queues behind it until the link thread has written it all,
-/// so frames never overtake each other.
+/// While nothing is queued, the JS thread collects the frames of the current
+/// tick in `pending` and writes them with one non-blocking `send` when JS
+/// calls `flush()` (from a microtask): no thread wake-up and one syscall per
+/// tick instead of one per message. Whatever cannot be written at once — the
+/// socket is full, or the connection is not up yet — goes to the queue served
+/// by the link thread, and from then on everything queues behind it until the
+/// link thread has written it all, so frames never overtake each other.
 struct Outgoing {
     /// Queue served by the link thread; `None` once JS closed the link.
     tx: Option<mpsc::UnboundedSender<Bytes>>,
     /// A second handle on the connected socket, for direct writes.
     direct: Option<std::os::unix::net::UnixStream>,
-    /// True while frames wait in the queue: JS must queue too.
+    /// True while frames wait in the queue: JS must queue too. `pending` is
+    /// always empty while this is true.
     backlog: bool,
+    /// Frames of the current tick, written by the next `flush()`.
+    pending: Vec<u8>,
+}
+
+/// `pending` is written at once past this size, without waiting for `flush()`.
+const FLUSH_AT: usize = 64 * 1024;
+
+impl Outgoing {
+    /// Writes `pending` now, or hands what the socket does not take to the
+    /// link thread.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut written = 0;
+        if let Some(stream) = self.direct.as_ref() {
+            match write_now(stream, &self.pending) {
+                Ok(n) => written = n,
+                // The link thread sees the broken connection and reports it.
+                Err(_) => self.direct = None,
+            }
+        }
+        if written < self.pending.len() {
+            let rest = Bytes::copy_from_slice(&self.pending[written..]);
+            if let Some(tx) = self.tx.as_ref() {
+                let _ = tx.send(rest);
+            }
+            self.backlog = true;
+        }
+        self.pending.clear();
+        if self.pending.capacity() > 4 * FLUSH_AT {
+            self.pending = Vec::new();
+        }
+    }
 }
 
 struct Sender(Mutex<Outgoing>);
@@ -211,6 +247,7 @@ impl Link {
             tx: Some(tx),
             direct: None,
             backlog: true,
+            pending: Vec::new(),
         })));
         let thread_sender = sender.clone();
         let thread = std::thread::Builder::new()
@@ -233,25 +270,26 @@ impl Link {
         })
     }
 
-    /// Sends an encoded frame: written at once when possible, queued
-    /// otherwise. False once the link is closed or down.
-    pub fn send(&self, mut frame: Bytes) -> bool {
+    /// Sends an encoded frame: collected for the next `flush()` when
+    /// nothing is queued, queued otherwise. False once the link is closed.
+    pub fn send(&self, frame: &[u8]) -> bool {
         let mut out = self.sender.lock();
-        if out.tx.is_none() {
+        let Some(tx) = out.tx.as_ref() else {
             return false;
+        };
+        if out.backlog {
+            return tx.send(Bytes::copy_from_slice(frame)).is_ok();
         }
-        if !out.backlog {
-            if let Some(stream) = out.direct.as_ref() {
-                match write_now(stream, &frame) {
-                    Ok(n) if n == frame.len() => return true,
-                    Ok(n) => frame = frame.slice(n..),
-                    // The link thread sees the broken connection and reports it.
-                    Err(_) => out.direct = None,
-                }
-            }
+        out.pending.extend_from_slice(frame);
+        if out.pending.len() >= FLUSH_AT {
+            out.flush();
         }
-        out.backlog = true;
-        out.tx.as_ref().is_some_and(|tx| tx.send(frame).is_ok())
+        true
+    }
+
+    /// Writes the frames collected since the last flush.
+    pub fn flush(&self) {
+        self.sender.lock().flush();
     }
 
     /// Takes up to `max` events for JS.
@@ -264,6 +302,7 @@ impl Link {
     pub fn close(&mut self) {
         {
             let mut out = self.sender.lock();
+            out.flush();
             out.tx = None;
             out.direct = None;
         }
