@@ -59,9 +59,33 @@ function prepare(value, seen = new Set()) {
   return out;
 }
 
+/**
+ * True when v8 can serialize `value` exactly as prepare() would leave it:
+ * only primitives, plain objects and arrays, binary data and Dates, nested
+ * not too deep (deep or circular data takes the careful path).
+ */
+function isPlain(value, depth) {
+  if (value === null) return true;
+  const t = typeof value;
+  if (t === "function" || t === "symbol") return false;
+  if (t !== "object") return true;
+  if (depth > 32) return false;
+  if (ArrayBuffer.isView(value) || value instanceof Date) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlain(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (typeof value.toJSON === "function") return false;
+  for (const key in value) if (!isPlain(value[key], depth + 1)) return false;
+  return true;
+}
+
 /** Serializes control data for other workers. Throws a TypeError for circular data. */
 function pack(value) {
-  return v8.serialize(prepare(value));
+  // The common case (plain data) skips the copy that prepare() makes.
+  return v8.serialize(isPlain(value, 0) ? value : prepare(value));
 }
 
 function unpack(buf) {

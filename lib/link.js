@@ -279,10 +279,13 @@ class HubLink {
         return;
       }
       case EV.REPLY: {
-        const payload = buf.subarray(pos + 12, end);
+        const req = u32(pos);
+        const payload = buf.subarray(pos + 16, end);
         this.countIn(payload);
-        const h = this.pending.get(u32(pos));
+        const h = this.pending.get(req);
         if (h && h.reply) h.reply(u32(pos + 4), payload, u32(pos + 8) === 1);
+        // The reply that completes a request carries the completion.
+        if (u32(pos + 12) === 1) this.call(req, "done");
         return;
       }
       case EV.ACCEPTED:

@@ -89,10 +89,16 @@ pub fn encode(events: Vec<LinkEvent>, out: &mut Vec<u8>) {
                     .u32(req)
                     .u32(expected)
                     .end(),
-                Header::Reply { req, from, last } => Record::start(out, ev::REPLY)
+                Header::Reply {
+                    req,
+                    from,
+                    last,
+                    done,
+                } => Record::start(out, ev::REPLY)
                     .u32(req)
                     .u32(from)
                     .u32(u32::from(last))
+                    .u32(u32::from(done))
                     .bytes(&f.payload)
                     .end(),
                 Header::Departed { req, node } => {

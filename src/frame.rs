@@ -82,8 +82,14 @@ pub enum Header {
     },
     /// The hub took request `req` and waits for `expected` nodes.
     Accepted { req: u32, expected: u32 },
-    /// An answer from node `from` to request `req`.
-    Reply { req: u32, from: NodeId, last: bool },
+    /// An answer from node `from` to request `req`; `done` when it was the
+    /// last one expected (no separate `Done` follows).
+    Reply {
+        req: u32,
+        from: NodeId,
+        last: bool,
+        done: bool,
+    },
     /// Node `node` left (closed, crashed or went silent) before finishing `req`.
     Departed { req: u32, node: NodeId },
     /// Every expected node finished (or departed).
@@ -352,6 +358,7 @@ mod tests {
                 req: 1,
                 from: 2,
                 last: false,
+                done: false,
             },
             Header::Departed { req: 1, node: 2 },
             Header::Done { req: 1 },

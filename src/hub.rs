@@ -332,6 +332,9 @@ async fn read_frame(rd: &mut OwnedReadHalf, fb: &mut FrameBuffer) -> Result<Opti
                 }
             }
             Ok(_) => {}
+            // A worker killed with unread data in its socket resets the
+            // connection: that is a worker leaving, not a protocol problem.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
             Err(e) => return Err(e.to_string()),
         }
     }

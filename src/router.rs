@@ -203,13 +203,17 @@ impl Router {
                 self.stats.requests += 1;
                 let waiting: HashSet<NodeId> =
                     self.members(&nsp, from, true, &rooms).into_iter().collect();
-                out.push(control(
-                    from,
-                    &Header::Accepted {
-                        req,
-                        expected: waiting.len() as u32,
-                    },
-                ));
+                // Only broadcasts with acks need the count up front (for
+                // socket.io's serverCount()); others save the frame.
+                if keep {
+                    out.push(control(
+                        from,
+                        &Header::Accepted {
+                            req,
+                            expected: waiting.len() as u32,
+                        },
+                    ));
+                }
                 if waiting.is_empty() {
                     out.push(control(from, &Header::Done { req }));
                 } else {
@@ -249,6 +253,9 @@ impl Router {
                     self.stats.late_responses += 1;
                     return Ok(out);
                 };
+                // The answer that completes the request says so itself: one
+                // frame back to the requester instead of two.
+                let done = last && p.waiting.remove(&from) && p.waiting.is_empty();
                 out.push(Out {
                     to: p.requester,
                     bytes: encode(
@@ -256,16 +263,15 @@ impl Router {
                             req: p.req,
                             from,
                             last,
+                            done,
                         },
                         &frame.payload,
                     ),
-                    class: Class::Data,
+                    // Never drop the frame that completes a request.
+                    class: if done { Class::Control } else { Class::Data },
                 });
-                if last && p.waiting.remove(&from) && p.waiting.is_empty() {
-                    out.push(control(p.requester, &Header::Done { req: p.req }));
-                    if !p.keep {
-                        self.requests.remove(&id);
-                    }
+                if done && !p.keep {
+                    self.requests.remove(&id);
                 }
             }
             Header::Heartbeat => {}
@@ -592,16 +598,10 @@ mod tests {
         let now = Instant::now();
         let mut r = three(now);
         let out = request(&mut r, 1, false, now);
-        assert_eq!(
-            out[0],
-            (
-                1,
-                Header::Accepted {
-                    req: 9,
-                    expected: 2
-                }
-            )
-        );
+        // No Accepted frame for ordinary requests: only the forwarded requests.
+        assert!(out
+            .iter()
+            .all(|(to, h)| *to != 1 && matches!(h, Header::Incoming { .. })));
         let id = incoming_id(&out);
         let a = headers(
             &r.on_frame(2, frame(Header::Respond { id, last: true }), now)
@@ -614,7 +614,8 @@ mod tests {
                 Header::Reply {
                     req: 9,
                     from: 2,
-                    last: true
+                    last: true,
+                    done: false
                 }
             )]
         );
@@ -622,8 +623,37 @@ mod tests {
             &r.on_frame(3, frame(Header::Respond { id, last: true }), now)
                 .unwrap(),
         );
-        assert_eq!(b[1], (1, Header::Done { req: 9 }));
+        // The last answer carries the completion itself.
+        assert_eq!(
+            b,
+            vec![(
+                1,
+                Header::Reply {
+                    req: 9,
+                    from: 3,
+                    last: true,
+                    done: true
+                }
+            )]
+        );
         assert_eq!(r.pending_requests(), 0);
+    }
+
+    #[test]
+    fn broadcasts_with_acks_learn_how_many_nodes_were_asked() {
+        let now = Instant::now();
+        let mut r = three(now);
+        let out = request(&mut r, 1, true, now);
+        assert_eq!(
+            out[0],
+            (
+                1,
+                Header::Accepted {
+                    req: 9,
+                    expected: 2
+                }
+            )
+        );
     }
 
     #[test]
@@ -763,19 +793,7 @@ mod tests {
         r.on_frame(1, frame(Header::Register { nsp: "/".into() }), now)
             .unwrap();
         let out = request(&mut r, 1, false, now);
-        assert_eq!(
-            out,
-            vec![
-                (
-                    1,
-                    Header::Accepted {
-                        req: 9,
-                        expected: 0
-                    }
-                ),
-                (1, Header::Done { req: 9 })
-            ]
-        );
+        assert_eq!(out, vec![(1, Header::Done { req: 9 })]);
         let out = headers(
             &r.on_frame(
                 1,
