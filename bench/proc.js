@@ -1,0 +1,67 @@
+"use strict";
+// Readers for /proc/<pid>/{stat,status,clear_refs} (Linux only).
+//
+// Why /proc instead of process.cpuUsage(): it is read from the outside, so the
+// measured processes do no extra work, and /proc/<pid>/stat sums every thread of
+// the process (libuv pool, and the native adapter's own threads).
+
+const fs = require("node:fs");
+const { execFileSync } = require("node:child_process");
+
+let clkTck = 100;
+try {
+  clkTck = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+} catch {}
+
+/** utime+stime of the whole process in seconds, or null if it is gone. */
+function cpuSeconds(pid) {
+  let s;
+  try {
+    s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // comm (field 2) may contain spaces or parentheses: split after the last ')'.
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  // f[0] is field 3 (state), so utime (field 14) is f[11] and stime (15) is f[12].
+  return (Number(f[11]) + Number(f[12])) / clkTck;
+}
+
+function statusField(pid, name) {
+  let s;
+  try {
+    s = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return null;
+  }
+  const m = s.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"));
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/** Peak resident set size in bytes (VmHWM). */
+const peakRss = (pid) => statusField(pid, "VmHWM");
+
+/**
+ * Resets VmHWM to the current RSS (Linux >= 4.0, writing "5" to clear_refs), so
+ * each scenario run inside one cluster gets its own peak. Returns false if the
+ * kernel refused; the peak then covers everything since the process started.
+ */
+function resetPeakRss(pid) {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1][0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+module.exports = { cpuSeconds, peakRss, resetPeakRss, isAlive, clkTck };
