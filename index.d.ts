@@ -11,6 +11,35 @@ export interface ClusterAdapterOptions {
   requestsTimeout: number;
   /** Largest message sent to other workers, in bytes. Default 64 MiB. */
   maxFrameSize: number;
+  /**
+   * When true, a fetchSockets() or serverSideEmitWithAck() that times out resolves with the
+   * answers that arrived (see {@link PartialResults}) instead of rejecting. Default false.
+   */
+  partialResults: boolean;
+}
+
+/** Marks on the result array of a query that timed out in `partialResults` mode. */
+export interface PartialResults {
+  /** Present and true when some workers did not answer in time. */
+  readonly incomplete?: true;
+  /** Process ids of the workers that did not answer. */
+  readonly missing?: number[];
+}
+
+/** Counters of a worker's connection to the hub, from `adapter.stats()`. */
+export interface AdapterStats {
+  transport: "native" | "ipc";
+  [counter: string]: unknown;
+}
+
+/** Byte limits of the hub, for {@link setupPrimary}. */
+export interface PrimaryOptions {
+  /** Largest accepted message, in bytes. Default 64 MiB. */
+  maxFrameSize: number;
+  /** Bytes queued for one worker past which its volatile broadcasts are dropped. Default 32 MiB. */
+  queueSoftLimit: number;
+  /** Bytes queued for one worker past which its other messages are dropped. Default 128 MiB. */
+  queueHardLimit: number;
 }
 
 /** A cluster adapter for one namespace of one worker. */
@@ -25,6 +54,8 @@ export declare class NodeClusterAdapter extends Adapter {
   /** Broadcasts with acknowledgements still waiting for their timeout. */
   readonly ackRequests: Map<string, { clientCountCallback: (n: number) => void; ack: (...args: any[]) => void }>;
   serverCount(): Promise<number>;
+  /** Counters of this worker's connection (messages, bytes, drops, pending requests). */
+  stats(): AdapterStats;
   broadcast(packet: any, opts: BroadcastOptions): Promise<void>;
   addSockets(opts: BroadcastOptions, rooms: Room[]): Promise<void>;
   delSockets(opts: BroadcastOptions, rooms: Room[]): Promise<void>;
@@ -48,6 +79,8 @@ export interface HubPeerStats {
   alive: boolean;
   namespaces: string[];
   queuedBytes: number;
+  droppedVolatile: number;
+  droppedOverflow: number;
 }
 
 /** Counters of the hub. */
@@ -84,6 +117,6 @@ export declare class PrimaryHandle extends EventEmitter {
 }
 
 /** Starts the hub in the cluster primary. Calling it again returns the same handle. */
-export declare function setupPrimary(): PrimaryHandle;
+export declare function setupPrimary(opts?: Partial<PrimaryOptions>): PrimaryHandle;
 
 export type { Room, SocketId };
