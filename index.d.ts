@@ -107,8 +107,11 @@ export interface HubEvent {
 
 /** The hub running in the cluster primary, returned by {@link setupPrimary}. */
 export declare class PrimaryHandle extends EventEmitter {
-  /** Path of the hub's Unix socket. */
-  readonly path: string;
+  /**
+   * Path of the hub's Unix socket; null when setupPrimary() ran after workers had started
+   * (then the whole cluster uses the ipc transport, relayed like the stock primary).
+   */
+  readonly path: string | null;
   /** Counters, connected workers and queue depths; null once closed. */
   stats(): HubStats | null;
   /** Stops the hub and removes its socket file (also done when the primary exits). */

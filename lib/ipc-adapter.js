@@ -65,9 +65,53 @@ function hasBinary(value, depth = 0) {
 // ERR_IPC_CHANNEL_CLOSED during shutdown goes here instead of crashing.
 function ignoreError() {}
 
-/** process.send() that never throws: values that cannot be cloned are sanitized first. */
+/**
+ * A copy of `value` that the IPC channel can carry: prepare()'s JSON-like
+ * conversion, and every value that still cannot be sent (a circular
+ * reference; a BigInt under json serialization) replaced by null.
+ */
+function sendable(value, json, seen = new Set()) {
+  if (typeof value === "bigint") return json ? null : value;
+  if (value === null || typeof value !== "object") return prepare(value);
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return value;
+  if (typeof value.toJSON === "function") return sendable(value.toJSON(), json, seen);
+  if (seen.has(value)) return null;
+  seen.add(value);
+  let out;
+  if (Array.isArray(value)) {
+    out = value.map((v) => {
+      const p = sendable(v, json, seen);
+      return p === undefined ? null : p;
+    });
+  } else {
+    out = {};
+    for (const key of Object.keys(value)) {
+      const p = sendable(value[key], json, seen);
+      if (p !== undefined) out[key] = p;
+    }
+  }
+  seen.delete(value);
+  return out;
+}
+
+/** Throws a TypeError when `value` cannot cross the IPC channel as it is. */
+function assertSendable(value, what) {
+  try {
+    if (usesJsonSerialization()) JSON.stringify(value);
+    else v8.serialize(value);
+  } catch (err) {
+    throw new TypeError(`socket.io-cluster-rs: ${what} cannot be sent to other workers: ${err.message}`);
+  }
+}
+
+/**
+ * process.send() that never throws: a message that cannot be sent as it is
+ * goes with the offending values replaced by null, so that a request is
+ * answered (with nulls) instead of timing out.
+ */
 function send(message) {
-  if (usesJsonSerialization() && message.data !== undefined && hasBinary(message.data)) {
+  const json = usesJsonSerialization();
+  if (json && message.data !== undefined && hasBinary(message.data)) {
     try {
       message[SIDECAR] = v8.serialize(prepare(message.data)).toString("base64");
     } catch (err) {
@@ -78,8 +122,8 @@ function send(message) {
     process.send(message, null, {}, ignoreError);
   } catch (err) {
     try {
-      process.send(prepare(message), null, {}, ignoreError);
-      debug("message of type %d had values that cannot be cloned; sent sanitized", message.type);
+      process.send(sendable(message, json), null, {}, ignoreError);
+      debug("message of type %d had values that cannot be sent (%s); sent them as null", message.type, err.message);
     } catch (err2) {
       debug("cannot send message of type %d to other workers: %s", message.type, err2.message);
     }
@@ -171,12 +215,26 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     return super.fetchSockets(opts);
   }
 
-  /** As the stock method, with `requestsTimeout` instead of a fixed 5 s. */
+  /**
+   * As the stock method, with `requestsTimeout` instead of a fixed 5 s, and
+   * arguments that cannot be sent rejected up front (thrown, or given to the
+   * ack) instead of being lost.
+   */
   serverSideEmit(packet) {
-    if (typeof packet[packet.length - 1] !== "function") return super.serverSideEmit(packet);
+    if (typeof packet[packet.length - 1] !== "function") {
+      assertSendable(packet, "serverSideEmit() arguments");
+      return super.serverSideEmit(packet);
+    }
     const ack = packet.pop();
+    try {
+      assertSendable(packet, "serverSideEmit() arguments");
+    } catch (err) {
+      ack(err, []);
+      return Promise.resolve();
+    }
     if (this.nodesMap.size === 0) {
-      ack(null, []);
+      // Asynchronous like every other answer (and like the native transport).
+      queueMicrotask(() => ack(null, []));
       return Promise.resolve();
     }
     const requestId = randomBytes(8).toString("hex");

@@ -26,28 +26,40 @@ let primary = null;
 class PrimaryHandle extends EventEmitter {
   constructor(opts) {
     super();
+    this._relay = relayStockMessage;
+    cluster.on("message", this._relay);
+    if (workersAlreadyRunning()) {
+      // Their adapters may already speak the stock protocol over IPC: a hub
+      // now would split the cluster into two groups that never see each
+      // other. Relay only, like the stock primary, and say why.
+      this.path = null;
+      this._hub = null;
+      this._warn(
+        "setupPrimary() was called after workers had started, so the whole cluster uses the ipc transport; call it before or right after cluster.fork() for the native transport",
+      );
+      return;
+    }
     this.path = primarySocketPath();
     removeDeadPrimarySockets(this.path);
     this._hub = new binding.Hub(this.path, opts, (ev) => this._onHubEvent(ev));
     this._onExit = () => this.close();
     process.once("exit", this._onExit);
-    this._relay = relayStockMessage;
-    cluster.on("message", this._relay);
     debug("hub listening at %s", this.path);
   }
 
-  /** Counters, connected workers and queue depths of the hub. */
+  /** Counters, connected workers and queue depths of the hub; null without a hub. */
   stats() {
-    return this._hub.stats();
+    return this._hub ? this._hub.stats() : null;
   }
 
   /** Stops the hub, removes its socket file and the stock relay. */
   close() {
-    if (!this._hub) return;
-    this._hub.close();
-    this._hub = null;
+    if (this._hub) {
+      this._hub.close();
+      this._hub = null;
+      process.off("exit", this._onExit);
+    }
     cluster.off("message", this._relay);
-    process.off("exit", this._onExit);
     if (primary === this) primary = null;
   }
 
@@ -69,6 +81,15 @@ class PrimaryHandle extends EventEmitter {
   _warn(text) {
     console.warn(`socket.io-cluster-rs hub: ${text}`);
   }
+}
+
+/**
+ * True when a worker has already started running (node:cluster marks it
+ * "online"): in the tutorial order, fork() then setupPrimary() in the same
+ * tick, none has.
+ */
+function workersAlreadyRunning() {
+  return Object.values(cluster.workers || {}).some((w) => w && w.state && w.state !== "none");
 }
 
 /** Relays stock-format messages between workers, like the stock primary. */
