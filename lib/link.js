@@ -134,7 +134,11 @@ class HubLink {
 
   roomAdd(nsp, room) {
     this.native.roomAdd(nsp, roomKey(room));
-    this.kick();
+    // Written now, not at the end of the tick: a socket joins a room before
+    // socket.io tells its client anything (the CONNECT packet, an emit after
+    // join()), so the hub has the new member before any other worker can
+    // hear of it and target the room.
+    this.native.flush();
   }
 
   roomDel(nsp, room) {

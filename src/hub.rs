@@ -311,8 +311,13 @@ async fn timer_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Reads the next frame; `Ok(None)` on a clean end of stream.
-async fn read_frame(rd: &mut OwnedReadHalf, fb: &mut FrameBuffer) -> Result<Option<Frame>, String> {
+/// Reads the next frame; `Ok(None)` on a clean end of stream. Sets
+/// `fresh_read` when it had to read from the socket to get it.
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    fb: &mut FrameBuffer,
+    fresh_read: &mut bool,
+) -> Result<Option<Frame>, String> {
     loop {
         match fb.next_frame() {
             Ok(Some(f)) => return Ok(Some(f)),
@@ -331,12 +336,20 @@ async fn read_frame(rd: &mut OwnedReadHalf, fb: &mut FrameBuffer) -> Result<Opti
                     Err(FrameError::Truncated.to_string())
                 }
             }
-            Ok(_) => {}
+            Ok(_) => *fresh_read = true,
             // A worker killed with unread data in its socket resets the
             // connection: that is a worker leaving, not a protocol problem.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// True for a frame routed by room membership.
+fn targets_rooms(header: &Header) -> bool {
+    match header {
+        Header::Publish { rooms, .. } | Header::Request { rooms, .. } => !rooms.is_empty(),
+        _ => false,
     }
 }
 
@@ -404,7 +417,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     }
     let (mut rd, wr) = stream.into_split();
     let mut fb = FrameBuffer::new(shared.options.max_frame);
-    let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut rd, &mut fb)).await;
+    let hello =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut rd, &mut fb, &mut false)).await;
     let (pid, heartbeat_timeout) = match hello {
         Ok(Ok(Some(Frame {
             header:
@@ -468,10 +482,21 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     (shared.events)(HubEvent::Connected { node, pid });
     let writer = tokio::spawn(write_loop(wr, rx, queued));
 
+    let mut fresh_read = false;
     let reason = loop {
-        match read_frame(&mut rd, &mut fb).await {
+        match read_frame(&mut rd, &mut fb, &mut fresh_read).await {
             Ok(Some(frame)) => {
                 let is_request = matches!(frame.header, Header::Request { .. });
+                if fresh_read && targets_rooms(&frame.header) {
+                    // Routing by room reads the members other workers
+                    // announced. A RoomAdd written before this frame was
+                    // (e.g. by a worker whose client then told this worker
+                    // about the socket) may still sit unread in its socket:
+                    // let every connection with data ready be read first.
+                    // Once per read, so a busy connection pays it rarely.
+                    fresh_read = false;
+                    tokio::task::yield_now().await;
+                }
                 let state = &mut *shared.lock();
                 match state.router.on_frame(node, frame, Instant::now()) {
                     Ok(outs) => dispatch(state, outs, &shared.options),
