@@ -34,9 +34,21 @@ function timeoutError(missing) {
  * the process ids of the workers that did not answer in time.
  */
 function markPartial(results, pids) {
-  Object.defineProperty(results, "incomplete", { value: true });
-  Object.defineProperty(results, "missing", { value: pids || [] });
-  return results;
+  const missing = pids || [];
+  // An Array subclass rather than properties on the array: socket.io's
+  // fetchSockets() maps the adapter's answer into RemoteSockets, and map()
+  // builds its result with the species of the array it maps, so the marks
+  // survive into what the application gets.
+  class PartialResults extends Array {
+    get incomplete() {
+      return true;
+    }
+
+    get missing() {
+      return missing;
+    }
+  }
+  return PartialResults.from(results);
 }
 
 class NodeClusterAdapter extends Adapter {

@@ -110,7 +110,10 @@ fn push(ob: &Outbox, bytes: Bytes) {
     let _ = ob.tx.send(bytes);
 }
 
-fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) {
+/// Queues `outs`; returns true when a message was dropped for a worker that
+/// had no unreported drops before (the timer must then start watching it).
+fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) -> bool {
+    let mut first_drop = false;
     for o in outs {
         let Some(ob) = state.outboxes.get_mut(&o.to) else {
             continue;
@@ -122,6 +125,7 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) {
             Class::Control => false,
         };
         if full {
+            first_drop |= ob.unreported.volatile == 0 && ob.unreported.overflow == 0;
             let counter = if o.class == Class::Volatile {
                 &mut ob.unreported.volatile
             } else {
@@ -130,21 +134,35 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) {
             *counter += 1;
             continue;
         }
-        let lost = ob.unreported;
-        if (lost.volatile > 0 || lost.overflow > 0) && queued < options.queue_soft_limit {
-            // The worker is catching up: tell it what it missed, once.
-            ob.dropped.volatile += lost.volatile;
-            ob.dropped.overflow += lost.overflow;
-            ob.unreported = Drops::default();
-            let report = Header::Dropped {
-                volatile: lost.volatile,
-                overflow: lost.overflow,
-            };
-            push(ob, encode(&report, &[]));
-        }
+        report_drops(ob, options);
         push(ob, o.bytes);
     }
+    first_drop
 }
+
+/// Once a worker that lost messages is catching up (its queue is back under
+/// the soft limit), tells it what it missed, once. Called before anything
+/// else is queued for it, and by the timer while drops are unreported, so a
+/// worker hears of its losses even when nothing else is sent to it.
+fn report_drops(ob: &mut Outbox, options: &HubOptions) {
+    let lost = ob.unreported;
+    if (lost.volatile == 0 && lost.overflow == 0)
+        || ob.queued.load(Ordering::Relaxed) >= options.queue_soft_limit
+    {
+        return;
+    }
+    ob.dropped.volatile += lost.volatile;
+    ob.dropped.overflow += lost.overflow;
+    ob.unreported = Drops::default();
+    let report = Header::Dropped {
+        volatile: lost.volatile,
+        overflow: lost.overflow,
+    };
+    push(ob, encode(&report, &[]));
+}
+
+/// How often the timer looks for workers that caught up after losing messages.
+const DROP_REPORT_POLL: Duration = Duration::from_millis(100);
 
 /// Snapshot of a hub for `stats()`.
 #[derive(Debug, Clone)]
@@ -295,16 +313,26 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
 
 async fn timer_loop(shared: Arc<Shared>) {
     loop {
-        let next = shared.lock().router.next_deadline();
-        let sleep = match next {
-            Some(t) => tokio::time::sleep_until(t.into()),
-            None => tokio::time::sleep(Duration::from_secs(3600)),
+        let (next, drops_unreported) = {
+            let state = shared.lock();
+            let unreported = state
+                .outboxes
+                .values()
+                .any(|ob| ob.unreported.volatile > 0 || ob.unreported.overflow > 0);
+            (state.router.next_deadline(), unreported)
         };
+        let mut wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        if drops_unreported {
+            wake = wake.min(Instant::now() + DROP_REPORT_POLL);
+        }
         tokio::select! {
-            _ = sleep => {
+            _ = tokio::time::sleep_until(wake.into()) => {
                 let state = &mut *shared.lock();
                 let outs = state.router.tick(Instant::now());
                 dispatch(state, outs, &shared.options);
+                for ob in state.outboxes.values_mut() {
+                    report_drops(ob, &shared.options);
+                }
             }
             _ = shared.timer.notified() => {}
         }
@@ -499,7 +527,11 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
                 }
                 let state = &mut *shared.lock();
                 match state.router.on_frame(node, frame, Instant::now()) {
-                    Ok(outs) => dispatch(state, outs, &shared.options),
+                    Ok(outs) => {
+                        if dispatch(state, outs, &shared.options) {
+                            shared.timer.notify_one();
+                        }
+                    }
                     Err(e) => break Some(e),
                 }
                 if is_request {
@@ -514,7 +546,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         let state = &mut *shared.lock();
         let outs = state.router.remove_peer(node);
         state.outboxes.remove(&node);
-        dispatch(state, outs, &shared.options);
+        if dispatch(state, outs, &shared.options) {
+            shared.timer.notify_one();
+        }
     }
     writer.abort();
     (shared.events)(HubEvent::Disconnected { node, pid, reason });
@@ -595,5 +629,37 @@ mod tests {
         let ob = &state.outboxes[&1];
         assert_eq!((ob.dropped.volatile, ob.dropped.overflow), (1, 1));
         assert_eq!((ob.unreported.volatile, ob.unreported.overflow), (0, 0));
+    }
+
+    #[test]
+    fn drops_are_reported_without_further_traffic_once_the_queue_drains() {
+        let options = HubOptions {
+            max_frame: 1 << 20,
+            queue_soft_limit: 100,
+            queue_hard_limit: 200,
+        };
+        let (mut state, mut rx) = state_with_outbox();
+        assert!(!dispatch(&mut state, vec![out(Class::Data, 250)], &options));
+        // The first drop asks the timer to watch; later ones do not.
+        assert!(dispatch(&mut state, vec![out(Class::Data, 10)], &options));
+        assert!(!dispatch(&mut state, vec![out(Class::Data, 10)], &options));
+        let ob = state.outboxes.get_mut(&1).unwrap();
+        // Still behind: nothing to report yet.
+        report_drops(ob, &options);
+        assert_eq!(ob.unreported.overflow, 2);
+        while rx.try_recv().is_ok() {}
+        ob.queued.store(0, Ordering::Relaxed);
+        report_drops(ob, &options);
+        let report = rx.try_recv().unwrap();
+        assert_eq!(
+            decode_body(report.slice(4..)).unwrap().header,
+            Header::Dropped {
+                volatile: 0,
+                overflow: 2
+            }
+        );
+        // Once.
+        report_drops(ob, &options);
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -340,6 +340,7 @@ class Cluster {
  *   workers         number of workers (default 3)
  *   workerScript    worker script (default __test__/worker.js)
  *   adapterOpts     options passed to createAdapter() in every worker
+ *   primaryOpts     options passed to setupPrimary() (hub limits)
  *   serverOpts      options of `new Server()` in every worker
  *   env             extra environment of the workers
  *   forkBeforeSetup fork the workers before calling setupPrimary() (tutorial order)
@@ -355,6 +356,7 @@ async function startCluster(options = {}) {
     workers: options.workers ?? 3,
     workerScript: options.workerScript || DEFAULT_WORKER,
     adapterOpts: toWire(options.adapterOpts || {}),
+    primaryOpts: options.primaryOpts,
     serverOpts: options.serverOpts || {},
     workerEnv: options.env || {},
     forkBeforeSetup: !!options.forkBeforeSetup,

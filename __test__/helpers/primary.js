@@ -64,10 +64,10 @@ function fork(extraEnv = {}) {
   return index;
 }
 
-if (!cfg.forkBeforeSetup) primaryHandle = adapterModule.setupPrimary();
+if (!cfg.forkBeforeSetup) primaryHandle = adapterModule.setupPrimary(cfg.primaryOpts);
 for (let i = 0; i < cfg.workers; i++) fork();
 // The Socket.IO tutorial's order: cluster.fork() first, setupPrimary() after.
-if (cfg.forkBeforeSetup) primaryHandle = adapterModule.setupPrimary();
+if (cfg.forkBeforeSetup) primaryHandle = adapterModule.setupPrimary(cfg.primaryOpts);
 
 function killAll() {
   for (const worker of workers) {

@@ -1,0 +1,194 @@
+"use strict";
+// Limits a worker can run into (README, "Options" and "Failure behaviour"):
+// the opt-in partialResults mode, messages over maxFrameSize, and a worker too
+// slow to read while another floods it (bounded hub queues, drops counted and
+// reported).
+
+const { describe, it, afterEach } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const { startCluster, waitFor, nextEvent, sleep } = require("./helpers/cluster");
+
+const T = { timeout: 40_000 };
+
+let current = null;
+async function cluster(options) {
+  current = await startCluster({ workers: 3, ...options });
+  return current;
+}
+afterEach(async () => {
+  if (current) await current.close();
+  current = null;
+});
+
+/** Blocks the event loop of worker `i` for `ms`; resolves when it is free again. */
+function block(c, i, ms) {
+  return c.exec(
+    i,
+    (_, ms) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end);
+    },
+    ms,
+    { timeout: ms + 5000 },
+  );
+}
+
+function rssKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+describe("partialResults", () => {
+  it("a fetchSockets() / serverSideEmitWithAck() that times out resolves with what arrived and who is missing", T, async () => {
+    const c = await cluster({ adapterOpts: { partialResults: true, requestsTimeout: 400 } });
+    const clients = await c.connectAll();
+    await c.execAll(({ io }) => io.on("who", (cb) => cb(process.pid)));
+    const busy = block(c, 2, 1500);
+    await sleep(50); // worker 2 is inside its busy loop now
+    const r = await c.exec(0, async ({ io }) => {
+      const t0 = Date.now();
+      const sockets = await io.fetchSockets();
+      const t1 = Date.now();
+      const answers = await io.serverSideEmitWithAck("who");
+      return {
+        ids: sockets.map((s) => s.id),
+        incomplete: sockets.incomplete,
+        missing: sockets.missing,
+        fetchMs: t1 - t0,
+        answers: [...answers],
+        sseIncomplete: answers.incomplete,
+        sseMissing: answers.missing,
+      };
+    });
+    await busy;
+    const pid2 = c.workers[2].pid;
+    assert.deepEqual(new Set(r.ids), new Set([clients[0].id, clients[1].id]));
+    assert.equal(r.incomplete, true);
+    assert.deepEqual(r.missing, [pid2]);
+    assert.ok(r.fetchMs >= 350 && r.fetchMs < 1400, `resolved after ${r.fetchMs} ms (requestsTimeout 400)`);
+    assert.deepEqual(r.answers, [c.workers[1].pid]);
+    assert.equal(r.sseIncomplete, true);
+    assert.deepEqual(r.sseMissing, [pid2]);
+    // A complete answer is not marked.
+    const full = await c.exec(0, async ({ io }) => {
+      const s = await io.fetchSockets();
+      return { n: s.length, incomplete: s.incomplete === true };
+    });
+    assert.deepEqual(full, { n: 3, incomplete: false });
+  });
+});
+
+describe("maxFrameSize", () => {
+  it("a larger emit throws a RangeError naming the option; local clients still get it; the link stays healthy", T, async () => {
+    const c = await cluster({ adapterOpts: { maxFrameSize: 64 * 1024 } });
+    const clients = await c.connectAll();
+    const remote = [];
+    clients[1].on("big", () => remote.push(1));
+    clients[2].on("big", () => remote.push(2));
+    const localBig = nextEvent(clients[0], "big", 3000);
+    const r = await c.exec(0, ({ io }) => {
+      const out = {};
+      try {
+        io.emit("big", "x".repeat(100 * 1024));
+        out.emit = "no error";
+      } catch (err) {
+        out.emit = { name: err.name, code: err.code, message: err.message };
+      }
+      try {
+        io.serverSideEmit("big", "y".repeat(100 * 1024));
+        out.sse = "no error";
+      } catch (err) {
+        out.sse = { name: err.name, code: err.code, message: err.message };
+      }
+      return out;
+    });
+    for (const what of ["emit", "sse"]) {
+      assert.equal(r[what].name, "RangeError", `${what}: ${JSON.stringify(r[what])}`);
+      assert.equal(r[what].code, "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE");
+      assert.match(r[what].message, /maxFrameSize/);
+    }
+    const [payload] = await localBig;
+    assert.equal(payload.length, 100 * 1024);
+    // The connection is still fine: a normal broadcast reaches everyone.
+    const after = clients.map((s) => nextEvent(s, "small", 3000));
+    await c.exec(0, ({ io }) => io.emit("small", 1));
+    await Promise.all(after);
+    assert.deepEqual(remote, []);
+    await c.waitForServerCount(3);
+  });
+});
+
+describe("a worker too slow to read", () => {
+  it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async () => {
+    const MSGS = 2000;
+    const SIZE = 10 * 1024; // 20 MiB in all, against a 1 MiB hard limit
+    const c = await cluster({ primaryOpts: { queueSoftLimit: 256 * 1024, queueHardLimit: 1024 * 1024 } });
+    const clients = await c.connectAll();
+    const received = [0, 0, 0];
+    clients.forEach((s, i) => s.on("flood", () => received[i]++));
+    const primaryPid = c.child.pid;
+    const stoppedPid = c.workers[2].pid;
+    const rssBefore = rssKiB(primaryPid);
+    process.kill(stoppedPid, "SIGSTOP");
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssKiB(primaryPid))), 20);
+    try {
+      await c.exec(
+        0,
+        async ({ io }, a) => {
+          const payload = "f".repeat(a.SIZE);
+          for (let i = 0; i < a.MSGS; i += 50) {
+            for (let j = i; j < i + 50; j++) io.emit("flood", j, payload);
+            await new Promise((r) => setImmediate(r));
+          }
+        },
+        { MSGS, SIZE },
+        { timeout: 20_000 },
+      );
+      await waitFor(() => received[1] === MSGS, 10_000, "worker 1's client to get the whole flood");
+      await sleep(300);
+      rssPeak = Math.max(rssPeak, rssKiB(primaryPid));
+    } finally {
+      clearInterval(sampler);
+      process.kill(stoppedPid, "SIGCONT");
+    }
+    const growthMiB = (rssPeak - rssBefore) / 1024;
+    assert.ok(growthMiB < 12, `primary RSS grew by ${growthMiB.toFixed(1)} MiB while 20 MiB were sent to a stopped worker`);
+
+    // Worker 2 catches up, and hears how much it missed.
+    const stats = await waitFor(
+      async () => {
+        const s = await c.exec(2, ({ io }) => io.of("/").adapter.stats());
+        return s.droppedOverflow + s.droppedVolatile > 0 && s;
+      },
+      10_000,
+      "worker 2 to be told about its drops",
+    );
+    let last = -1;
+    await waitFor(
+      async () => {
+        const same = received[2] === last;
+        last = received[2];
+        await sleep(200);
+        return same;
+      },
+      10_000,
+      "worker 2's client to stop receiving",
+    );
+    assert.equal(received[2] + stats.droppedOverflow + stats.droppedVolatile, MSGS, `received ${received[2]}, dropped ${JSON.stringify(stats)}`);
+    assert.ok(stats.droppedOverflow > 0);
+    const hub = await c.primaryExec(({ primaryHandle }, pid) => {
+      const s = primaryHandle.stats();
+      return s.peers.find((p) => p.pid === pid);
+    }, stoppedPid);
+    assert.ok(hub, "the hub still lists the stopped worker");
+    assert.equal(hub.droppedOverflow, stats.droppedOverflow, JSON.stringify(hub));
+
+    // And it is a full member again.
+    const again = nextEvent(clients[2], "after", 3000);
+    await c.exec(0, ({ io }) => io.emit("after", 1));
+    await again;
+    await c.waitForServerCount(3);
+  });
+});
