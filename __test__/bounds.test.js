@@ -79,6 +79,35 @@ describe("partialResults", () => {
   });
 });
 
+describe("a worker whose event loop is blocked past heartbeatTimeout", () => {
+  it("requests stop waiting for it, and it answers again once it recovers", T, async () => {
+    const c = await cluster({ adapterOpts: { heartbeatInterval: 100, heartbeatTimeout: 400, requestsTimeout: 5000 } });
+    const clients = await c.connectAll();
+    const busy = block(c, 2, 2500);
+    await sleep(50);
+    // Pending while worker 2 is still counted: settles when the hub gives up on it.
+    const pending = await c.exec(0, async ({ io }) => {
+      const t0 = Date.now();
+      const ids = (await io.fetchSockets()).map((s) => s.id);
+      return { ids, ms: Date.now() - t0 };
+    }, null, { timeout: 8000 });
+    assert.deepEqual(new Set(pending.ids), new Set([clients[0].id, clients[1].id]));
+    assert.ok(pending.ms < 1500, `a pending fetchSockets() took ${pending.ms} ms (heartbeatTimeout 400, requestsTimeout 5000)`);
+    // Asked while it is out: not waited for at all.
+    const later = await c.exec(0, async ({ io }) => {
+      const t0 = Date.now();
+      const ids = (await io.fetchSockets()).map((s) => s.id);
+      return { ids, ms: Date.now() - t0 };
+    });
+    assert.equal(later.ids.length, 2);
+    assert.ok(later.ms < 200, `fetchSockets() took ${later.ms} ms while worker 2 was out`);
+    await busy;
+    await c.waitForServerCount(3, { timeout: 3000 });
+    const back = await c.exec(0, async ({ io }) => (await io.fetchSockets()).length);
+    assert.equal(back, 3);
+  });
+});
+
 describe("maxFrameSize", () => {
   it("a larger emit throws a RangeError naming the option; local clients still get it; the link stays healthy", T, async () => {
     const c = await cluster({ adapterOpts: { maxFrameSize: 64 * 1024 } });
