@@ -67,6 +67,9 @@ for (const [primary, transport] of [
     it("messages the primary sends reach the user's process.on('message') exactly, while broadcasts flow", async () => {
       // Interleave cluster traffic with the user's messages.
       await run(ctl[0], `io.emit("b", "before-user", Buffer.from([1]));`);
+      // Broadcasts from two workers have no order between them: let the first
+      // one arrive everywhere before the second is emitted.
+      await waitFor(() => c.every((s) => received(s, "b").length === 1), { message: "before-user everywhere" });
       await cluster.command({ cmd: "send", to: "all", msgs: PRIMARY_TO_WORKER });
       await run(ctl[1], `io.emit("b", "during-user", Buffer.from([2])); io.serverSideEmit("ping-srv", "real-sse");`);
       await cluster.command({ cmd: "send", to: "all", msgs: PRIMARY_TO_WORKER });
