@@ -6,8 +6,11 @@
 //! (socket.io packets already encoded by the emitter, v8-serialized control data),
 //! so the hub forwards it without parsing or copying it per receiver.
 
+use std::io;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of this frame protocol. A hub and a link with different versions
 /// refuse each other at the handshake with a clear error.
@@ -238,6 +241,32 @@ impl FrameBuffer {
         }
         self.buf.advance(4);
         Ok(Some(self.buf.split_to(len).freeze()))
+    }
+
+    /// The next frame, reading from `rd` as needed; `Ok(None)` on a clean end
+    /// of stream. Sets `fresh_read` when it had to read from `rd`.
+    pub async fn read_frame<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        fresh_read: &mut bool,
+    ) -> io::Result<Option<Frame>> {
+        let invalid = |e: FrameError| io::Error::new(io::ErrorKind::InvalidData, e);
+        loop {
+            if let Some(frame) = self.next_frame().map_err(invalid)? {
+                return Ok(Some(frame));
+            }
+            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                self.buf.reserve(64 * 1024);
+            }
+            if rd.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(invalid(FrameError::Truncated))
+                };
+            }
+            *fresh_read = true;
+        }
     }
 
     /// Takes and decodes the next complete frame, if any.

@@ -14,12 +14,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
+use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
 use crate::paths;
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
 
@@ -346,30 +346,12 @@ async fn read_frame(
     fb: &mut FrameBuffer,
     fresh_read: &mut bool,
 ) -> Result<Option<Frame>, String> {
-    loop {
-        match fb.next_frame() {
-            Ok(Some(f)) => return Ok(Some(f)),
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        let buf = fb.buf_mut();
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        match rd.read_buf(buf).await {
-            Ok(0) => {
-                return if fb.buf_mut().is_empty() {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Truncated.to_string())
-                }
-            }
-            Ok(_) => *fresh_read = true,
-            // A worker killed with unread data in its socket resets the
-            // connection: that is a worker leaving, not a protocol problem.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
-            Err(e) => return Err(e.to_string()),
-        }
+    match fb.read_frame(rd, fresh_read).await {
+        Ok(frame) => Ok(frame),
+        // A worker killed with unread data in its socket resets the
+        // connection: that is a worker leaving, not a protocol problem.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 

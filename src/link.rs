@@ -14,11 +14,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
+use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -433,28 +433,9 @@ async fn next_frame(
     rd: &mut tokio::net::unix::OwnedReadHalf,
     fb: &mut FrameBuffer,
 ) -> Result<Option<Frame>, String> {
-    loop {
-        match fb.next_frame() {
-            Ok(Some(f)) => return Ok(Some(f)),
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        let buf = fb.buf_mut();
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        match rd.read_buf(buf).await {
-            Ok(0) => {
-                return if fb.buf_mut().is_empty() {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Truncated.to_string())
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    fb.read_frame(rd, &mut false)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
