@@ -4,22 +4,12 @@
 // slow to read while another floods it (bounded hub queues, drops counted and
 // reported).
 
-const { describe, it, afterEach } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const { startCluster, waitFor, nextEvent, sleep } = require("./helpers/cluster");
+const { clusterFor, waitFor, nextEvent, sleep } = require("./helpers/cluster");
 
 const T = { timeout: 40_000 };
-
-let current = null;
-async function cluster(options) {
-  current = await startCluster({ workers: 3, ...options });
-  return current;
-}
-afterEach(async () => {
-  if (current) await current.close();
-  current = null;
-});
 
 /** Blocks the event loop of worker `i` for `ms`; resolves when it is free again. */
 function block(c, i, ms) {
@@ -40,8 +30,8 @@ function rssKiB(pid) {
 }
 
 describe("partialResults", () => {
-  it("a fetchSockets() / serverSideEmitWithAck() that times out resolves with what arrived and who is missing", T, async () => {
-    const c = await cluster({ adapterOpts: { partialResults: true, requestsTimeout: 400 } });
+  it("a fetchSockets() / serverSideEmitWithAck() that times out resolves with what arrived and who is missing", T, async (t) => {
+    const c = await clusterFor(t, { adapterOpts: { partialResults: true, requestsTimeout: 400 } });
     const clients = await c.connectAll();
     await c.execAll(({ io }) => io.on("who", (cb) => cb(process.pid)));
     const busy = block(c, 2, 1500);
@@ -80,8 +70,8 @@ describe("partialResults", () => {
 });
 
 describe("a worker whose event loop is blocked past heartbeatTimeout", () => {
-  it("requests stop waiting for it, and it answers again once it recovers", T, async () => {
-    const c = await cluster({ adapterOpts: { heartbeatInterval: 100, heartbeatTimeout: 400, requestsTimeout: 5000 } });
+  it("requests stop waiting for it, and it answers again once it recovers", T, async (t) => {
+    const c = await clusterFor(t, { adapterOpts: { heartbeatInterval: 100, heartbeatTimeout: 400, requestsTimeout: 5000 } });
     const clients = await c.connectAll();
     const busy = block(c, 2, 2500);
     await sleep(50);
@@ -109,8 +99,8 @@ describe("a worker whose event loop is blocked past heartbeatTimeout", () => {
 });
 
 describe("maxFrameSize", () => {
-  it("a larger emit throws a RangeError naming the option; local clients still get it; the link stays healthy", T, async () => {
-    const c = await cluster({ adapterOpts: { maxFrameSize: 64 * 1024 } });
+  it("a larger emit throws a RangeError naming the option; local clients still get it; the link stays healthy", T, async (t) => {
+    const c = await clusterFor(t, { adapterOpts: { maxFrameSize: 64 * 1024 } });
     const clients = await c.connectAll();
     const remote = [];
     clients[1].on("big", () => remote.push(1));
@@ -149,10 +139,10 @@ describe("maxFrameSize", () => {
 });
 
 describe("a worker too slow to read", () => {
-  it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async () => {
+  it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async (t) => {
     const MSGS = 2000;
     const SIZE = 10 * 1024; // 20 MiB in all, against a 1 MiB hard limit
-    const c = await cluster({ primaryOpts: { queueSoftLimit: 256 * 1024, queueHardLimit: 1024 * 1024 } });
+    const c = await clusterFor(t, { primaryOpts: { queueSoftLimit: 256 * 1024, queueHardLimit: 1024 * 1024 } });
     const clients = await c.connectAll();
     const received = [0, 0, 0];
     clients.forEach((s, i) => s.on("flood", () => received[i]++));

@@ -5,16 +5,10 @@
 // full GC, RSS, listener counts, the hub's own tables): it asserts a trend,
 // not a timing.
 
-const { describe, it, afterEach } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const { startCluster } = require("./helpers/cluster");
-
-let current = null;
-afterEach(async () => {
-  if (current) await current.close();
-  current = null;
-});
+const { clusterFor } = require("./helpers/cluster");
 
 /** Installed in a worker: state.measure() → heap after a full GC, RSS, listener counts. */
 function installMeasure({ io, state, require }) {
@@ -42,7 +36,7 @@ function rssMiB(pid) {
 
 describe("no leaks", () => {
   it("10,000 fetchSockets() calls (after 10,000 to warm up)", { timeout: 120_000 }, async (t) => {
-    const c = (current = await startCluster({ workers: 3 }));
+    const c = await clusterFor(t, { workers: 3 });
     await c.connectAll();
     await c.exec(0, installMeasure);
     const batch = ({ io }, n) =>
@@ -70,7 +64,7 @@ describe("no leaks", () => {
   });
 
   it("1,000 namespaces created and closed", { timeout: 120_000 }, async (t) => {
-    const c = (current = await startCluster({ workers: 2 }));
+    const c = await clusterFor(t, { workers: 2 });
     await c.exec(0, installMeasure);
     const cycles = ({ io }, a) =>
       (async () => {
@@ -102,7 +96,7 @@ describe("no leaks", () => {
   });
 
   it("100 worker restarts", { timeout: 240_000 }, async (t) => {
-    const c = (current = await startCluster({ workers: 2 }));
+    const c = await clusterFor(t, { workers: 2 });
     const primaryPid = c.child.pid;
     let victim = 1;
     const restart = async () => {

@@ -5,19 +5,13 @@
 // serverSideEmitWithAck() and emitWithAck() broadcasts must complete with the
 // survivors' answers at once, not after requestsTimeout (5 s here).
 
-const { describe, it, afterEach } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
-const { startCluster, sleep } = require("./helpers/cluster");
+const { clusterFor, sleep } = require("./helpers/cluster");
 
 const T = { timeout: 20_000 };
 // Settling must come from the departure, far below the 5 s request timeout.
 const SETTLE_BOUND_MS = 500;
-
-let current = null;
-afterEach(async () => {
-  if (current) await current.close();
-  current = null;
-});
 
 // What worker 2 does once its event loop has been busy for `busyMs` (long
 // enough for worker 0's request to be waiting for it). Source text: runs in
@@ -36,8 +30,8 @@ const REQUESTS = {
   "emitWithAck() to every client": async ({ io }) => (await io.timeout(5000).emitWithAck("ask")).sort(),
 };
 
-async function run(failure, request) {
-  const c = (current = await startCluster({ workers: 3, adapterOpts: { requestsTimeout: 5000 } }));
+async function run(t, failure, request) {
+  const c = await clusterFor(t, { workers: 3, adapterOpts: { requestsTimeout: 5000 } });
   const clients = await c.connectAll();
   clients.forEach((s, i) => s.on("ask", (cb) => cb(`client-${i}`)));
   await c.execAll(({ io }) => io.on("who", (cb) => cb(process.pid)));
@@ -82,7 +76,7 @@ for (const failure of Object.keys(FAILURES)) {
   describe(`worker 2: ${failure} while requests wait for it`, () => {
     for (const request of Object.keys(REQUESTS)) {
       it(`${request} completes with the survivors' answers at once`, T, async (t) => {
-        const { c, clients, result, settleMs } = await run(failure, request);
+        const { c, clients, result, settleMs } = await run(t, failure, request);
         t.diagnostic(`settled ${settleMs} ms after worker 2 went away`);
         const expected = {
           "fetchSockets()": [clients[0].id, clients[1].id].sort(),
