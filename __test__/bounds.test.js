@@ -96,6 +96,29 @@ describe("a worker whose event loop is blocked past heartbeatTimeout", () => {
     const back = await c.exec(0, async ({ io }) => (await io.fetchSockets()).length);
     assert.equal(back, 3);
   });
+
+  it("an emitWithAck() still waiting for another worker when it comes back completes, without counting its late acks", T, async (t) => {
+    const c = await clusterFor(t, { adapterOpts: { heartbeatInterval: 100, heartbeatTimeout: 400, requestsTimeout: 5000 } });
+    const clients = await c.connectAll();
+    clients.forEach((cl, i) => cl.on("ask", (cb) => setTimeout(() => cb(`client-${i}`), i === 1 ? 1500 : 0)));
+    const busy = block(c, 2, 900);
+    await sleep(50);
+    const r = await c.exec(0, async ({ io }) => {
+      const t0 = Date.now();
+      try {
+        const answers = await io.timeout(5000).emitWithAck("ask");
+        return { answers: answers.sort(), ms: Date.now() - t0 };
+      } catch (err) {
+        return { error: err.message, ms: Date.now() - t0 };
+      }
+    }, null, { timeout: 10_000 });
+    await busy;
+    // Worker 2 was dropped from the emit while blocked (its client's answer,
+    // sent once it was free, comes too late); client-1 answers after 1.5 s.
+    assert.equal(r.error, undefined, `the emit failed after ${r.ms} ms: ${r.error}`);
+    assert.deepEqual(r.answers, ["client-0", "client-1"]);
+    assert.ok(r.ms >= 1400 && r.ms < 3000, `settled after ${r.ms} ms`);
+  });
 });
 
 describe("maxFrameSize", () => {

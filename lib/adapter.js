@@ -190,6 +190,10 @@ class NodeClusterAdapter extends Adapter {
             st.count = msg.c;
             if (st.acks >= st.count) report(st, st.count);
           } else {
+            // A node already settled (it was dropped while its event loop was
+            // blocked, then came back) is not counted again: socket.io
+            // completes the emit only when the acks match the counts exactly.
+            if (st.reported) return;
             st.acks++;
             ack(msg.a);
             if (st.acks >= st.count && st.count > 0) report(st, st.count);
