@@ -14,14 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
 use crate::paths;
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
+use crate::sock::{self, Reader};
 
 /// How long a new connection may take to say `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -342,7 +341,7 @@ async fn timer_loop(shared: Arc<Shared>) {
 /// Reads the next frame; `Ok(None)` on a clean end of stream. Sets
 /// `fresh_read` when it had to read from the socket to get it.
 async fn read_frame(
-    rd: &mut OwnedReadHalf,
+    rd: &mut Reader,
     fb: &mut FrameBuffer,
     fresh_read: &mut bool,
 ) -> Result<Option<Frame>, String> {
@@ -364,40 +363,43 @@ fn targets_rooms(header: &Header) -> bool {
 }
 
 async fn write_loop(
-    wr: tokio::net::unix::OwnedWriteHalf,
+    wr: std::os::unix::net::UnixStream,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut w = BufWriter::with_capacity(256 * 1024, wr);
+    let mut buf = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut n = first.len();
-        if w.write_all(&first).await.is_err() {
-            return;
-        }
-        // Coalesce whatever else is already queued into the same flush.
-        while let Ok(more) = rx.try_recv() {
-            n += more.len();
-            if w.write_all(&more).await.is_err() {
-                return;
+        // Coalesce whatever else is already queued into the same write.
+        buf.extend_from_slice(&first);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
             }
         }
-        if w.flush().await.is_err() {
+        if sock::write_all(&wr, &buf).await.is_err() {
             return;
         }
-        queued.fetch_sub(n, Ordering::Relaxed);
+        queued.fetch_sub(buf.len(), Ordering::Relaxed);
+        buf.clear();
+        if buf.capacity() > 4 * WRITE_BATCH {
+            buf = Vec::new();
+        }
     }
 }
 
-async fn refuse(mut stream: UnixStream, shared: &Shared, reason: String) {
-    let _ = stream
-        .write_all(&encode(
-            &Header::Refused {
-                reason: reason.clone(),
-            },
-            &[],
-        ))
-        .await;
-    let _ = stream.shutdown().await;
+/// Bytes gathered from an outbox into one write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason: String) {
+    let refused = encode(
+        &Header::Refused {
+            reason: reason.clone(),
+        },
+        &[],
+    );
+    let _ = sock::write_all(stream, &refused).await;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
     (shared.events)(HubEvent::Refused { reason });
 }
 
@@ -405,7 +407,15 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     // Only processes of our own user may talk to the hub. The 0700 directory
     // already keeps others out; this check also covers a socket path passed in
     // by hand.
-    match stream.peer_cred() {
+    let cred = stream.peer_cred();
+    // Reading registers read interest only, see `sock`.
+    let Ok((mut rd, wr)) = stream.into_std().and_then(|std| {
+        let rd = Reader::new(std.try_clone()?)?;
+        Ok((rd, std))
+    }) else {
+        return;
+    };
+    match cred {
         Ok(cred) if cred.uid() == paths::euid() => {}
         Ok(cred) => {
             let reason = format!(
@@ -414,18 +424,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
                 cred.pid(),
                 paths::euid()
             );
-            return refuse(stream, &shared, reason).await;
+            return refuse(&wr, &shared, reason).await;
         }
         Err(e) => {
-            return refuse(
-                stream,
-                &shared,
-                format!("cannot read peer credentials: {e}"),
-            )
-            .await
+            return refuse(&wr, &shared, format!("cannot read peer credentials: {e}")).await;
         }
     }
-    let (mut rd, wr) = stream.into_split();
     let mut fb = FrameBuffer::new(shared.options.max_frame);
     let hello =
         tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut rd, &mut fb, &mut false)).await;
@@ -443,25 +447,17 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
                 let reason = format!(
                     "protocol version mismatch: worker (pid {pid}) speaks {version}, hub speaks {PROTOCOL_VERSION}; install the same socket.io-cluster-rs version in the primary and the workers"
                 );
-                let Ok(stream) = rd.reunite(wr) else { return };
-                return refuse(stream, &shared, reason).await;
+                return refuse(&wr, &shared, reason).await;
             }
             (pid, Duration::from_millis(u64::from(heartbeat_timeout_ms)))
         }
         Ok(Ok(Some(f))) => {
             let reason = format!("expected a Hello frame first, got {:?}", f.header);
-            let Ok(stream) = rd.reunite(wr) else { return };
-            return refuse(stream, &shared, reason).await;
+            return refuse(&wr, &shared, reason).await;
         }
         Ok(Ok(None)) => return,
-        Ok(Err(e)) => {
-            let Ok(stream) = rd.reunite(wr) else { return };
-            return refuse(stream, &shared, format!("bad handshake: {e}")).await;
-        }
-        Err(_) => {
-            let Ok(stream) = rd.reunite(wr) else { return };
-            return refuse(stream, &shared, "handshake timed out".into()).await;
-        }
+        Ok(Err(e)) => return refuse(&wr, &shared, format!("bad handshake: {e}")).await,
+        Err(_) => return refuse(&wr, &shared, "handshake timed out".into()).await,
     };
 
     let (tx, rx) = mpsc::unbounded_channel();

@@ -4,6 +4,7 @@
 //! - [`frame`]: the wire codec (length-prefixed frames, msgpack header, opaque payload).
 //! - [`router`]: routing table, membership and request bookkeeping, free of I/O.
 //! - [`paths`]: the per-user socket directory and its security checks.
+//! - [`sock`]: Unix stream I/O on tokio without write-readiness wake-ups.
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
@@ -18,6 +19,7 @@ pub mod hub;
 pub mod link;
 pub mod paths;
 pub mod router;
+pub mod sock;
 
 // The #[napi] items are only reachable from JS, so test builds see them as unused.
 #[cfg_attr(test, allow(dead_code))]

@@ -14,11 +14,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
+use crate::sock::{self, write_now, Reader};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -191,37 +191,6 @@ impl Sender {
     }
 }
 
-/// Writes as much of `buf` as the socket takes now, without blocking.
-fn write_now(stream: &std::os::unix::net::UnixStream, buf: &[u8]) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let mut off = 0;
-    while off < buf.len() {
-        let rest = &buf[off..];
-        // SAFETY: `rest` is a valid, initialized byte slice for the duration of
-        // the call and the fd belongs to `stream`, which outlives it.
-        // MSG_NOSIGNAL: a closed peer gives EPIPE instead of SIGPIPE.
-        let n = unsafe {
-            libc::send(
-                stream.as_raw_fd(),
-                rest.as_ptr().cast(),
-                rest.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            off += n as usize;
-            continue;
-        }
-        let err = std::io::Error::last_os_error();
-        match err.kind() {
-            std::io::ErrorKind::Interrupted => continue,
-            std::io::ErrorKind::WouldBlock => break,
-            _ => return Err(err),
-        }
-    }
-    Ok(off)
-}
-
 /// A connection to the hub.
 pub struct Link {
     sender: Arc<Sender>,
@@ -334,16 +303,16 @@ async fn run(
             Ok(Err(e)) => return Err(format!("cannot connect to the hub at {path}: {e}")),
             Err(_) => return Err(format!("timed out connecting to the hub at {path}")),
         };
-    // A second handle on the same socket for the JS thread's direct writes.
-    let (stream, direct) = stream
+    // Three handles on the socket: the reader (read interest only), the link
+    // thread's writer, and the JS thread's direct writes.
+    let (mut rd, wr, direct) = stream
         .into_std()
         .and_then(|std| {
+            let rd = Reader::new(std.try_clone()?)?;
             let direct = std.try_clone()?;
-            Ok((UnixStream::from_std(std)?, direct))
+            Ok((rd, std, direct))
         })
         .map_err(|e| format!("cannot set up the hub connection: {e}"))?;
-    let (mut rd, wr) = stream.into_split();
-    let mut w = BufWriter::with_capacity(256 * 1024, wr);
     let hello = encode(
         &Header::Hello {
             version: PROTOCOL_VERSION,
@@ -352,9 +321,8 @@ async fn run(
         },
         &[],
     );
-    w.write_all(&hello)
+    sock::write_all(&wr, &hello)
         .await
-        .and(w.flush().await)
         .map_err(|e| format!("cannot greet the hub: {e}"))?;
 
     let mut fb = FrameBuffer::new(options.max_frame);
@@ -381,16 +349,18 @@ async fn run(
     }
 
     let writer = async {
+        let mut buf = Vec::new();
         loop {
             tokio::select! {
                 biased;
                 frame = rx.recv() => match frame {
                     Some(f) => {
-                        w.write_all(&f).await.map_err(|e| e.to_string())?;
+                        buf.extend_from_slice(&f);
                         while let Ok(more) = rx.try_recv() {
-                            w.write_all(&more).await.map_err(|e| e.to_string())?;
+                            buf.extend_from_slice(&more);
                         }
-                        w.flush().await.map_err(|e| e.to_string())?;
+                        sock::write_all(&wr, &buf).await.map_err(|e| e.to_string())?;
+                        buf.clear();
                         // Queue empty and written: JS may write directly again.
                         let mut out = sender.lock();
                         if rx.is_empty() {
@@ -405,10 +375,12 @@ async fn run(
         }
         // Flush what JS queued before closing (e.g. its Unregister frames).
         while let Ok(more) = rx.try_recv() {
-            w.write_all(&more).await.map_err(|e| e.to_string())?;
+            buf.extend_from_slice(&more);
         }
-        w.flush().await.map_err(|e| e.to_string())?;
-        let _ = w.shutdown().await;
+        sock::write_all(&wr, &buf)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = wr.shutdown(std::net::Shutdown::Write);
         Ok::<(), String>(())
     };
     let reader = async {
@@ -429,10 +401,7 @@ async fn run(
     }
 }
 
-async fn next_frame(
-    rd: &mut tokio::net::unix::OwnedReadHalf,
-    fb: &mut FrameBuffer,
-) -> Result<Option<Frame>, String> {
+async fn next_frame(rd: &mut Reader, fb: &mut FrameBuffer) -> Result<Option<Frame>, String> {
     fb.read_frame(rd, &mut false)
         .await
         .map_err(|e| e.to_string())
