@@ -55,7 +55,7 @@ function linkUp(sock) {
     // The link's callback is weak (it never keeps a process alive), so this
     // timer is what keeps the test waiting.
     const timer = setTimeout(() => reject(new Error("no event from the link")), 5000);
-    const link = new binding.Link(sock, 10_000, 1 << 20, 1 << 20, () => {
+    const link = new binding.Link(sock, 10_000, 1 << 20, () => {
       const buf = link.drain(1);
       link.close();
       clearTimeout(timer);
@@ -97,6 +97,12 @@ function helloFrame(version) {
   const hlen = Buffer.alloc(4);
   hlen.writeUInt32LE(header.length);
   return frame(Buffer.concat([hlen, header]));
+}
+
+function u32le(n) {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }
 
 function u32be(n) {
@@ -167,6 +173,33 @@ test("the link reports a clear error when the hub refuses it", async (t) => {
   const ev = await linkUp(sock);
   assert.equal(ev.t, 2, "expected a Down event");
   assert.match(ev.reason, /handshake/);
+});
+
+test("garbage from the hub after the handshake takes the worker's link down with a clear reason, not the worker", async (t) => {
+  // A server that welcomes the worker, then sends a frame whose header is not msgpack.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-fake-"));
+  const sock = path.join(dir, "fake.sock");
+  const welcome = frame(
+    Buffer.concat([u32le(12), Buffer.from([0x81, 0xa7]), Buffer.from("Welcome"), Buffer.from([0x92, 0x01, 0x07])]),
+  );
+  const garbage = frame(Buffer.concat([u32le(3), Buffer.from([0xc1, 0xc1, 0xc1])]));
+  const server = net.createServer((c) => {
+    c.on("error", () => {});
+    c.once("data", () => c.write(Buffer.concat([welcome, garbage])));
+  });
+  await new Promise((r) => server.listen(sock, r));
+  const { acquireLink } = require("../lib/link");
+  const link = acquireLink(sock, { heartbeatInterval: 5000, heartbeatTimeout: 10_000, maxFrameSize: 1 << 20 });
+  t.after(() => {
+    link.close();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const t0 = Date.now();
+  while (link.downReason === null && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(link.node, 7, "the Welcome was read");
+  assert.match(String(link.downReason), /bad frame from the hub/);
+  assert.throws(() => link.assertUp(), /the hub is unreachable \(bad frame from the hub/);
 });
 
 test(

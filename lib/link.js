@@ -4,10 +4,11 @@
 // keeps the JS half of each request (the callbacks); the Rust half (who must
 // still answer, deadlines) lives in the hub.
 
+const net = require("node:net");
 const debug = require("debug")("socket.io-cluster-rs:link");
 const binding = require("./native");
 
-// Events of Link.drain(), see src/binding.rs.
+// Events of Link.drain() and Link.feed(), see src/batch.rs.
 const EV = Object.freeze({
   UP: 1,
   DOWN: 2,
@@ -23,7 +24,6 @@ const EV = Object.freeze({
 });
 
 const DRAIN_BATCH = 256;
-const MAX_INBOX_BYTES = 64 * 1024 * 1024;
 // JS-side backstop after the hub's own deadline, in case the hub stalls: a
 // request always settles, and its ref'd timer keeps the process alive meanwhile.
 const BACKSTOP_MS = 2_000;
@@ -48,13 +48,9 @@ class HubLink {
       droppedVolatile: 0,
       droppedOverflow: 0,
     };
-    this.native = new binding.Link(
-      path,
-      opts.heartbeatTimeout,
-      opts.maxFrameSize,
-      MAX_INBOX_BYTES,
-      () => this.drain(),
-    );
+    this.native = new binding.Link(path, opts.heartbeatTimeout, opts.maxFrameSize, () => this.drain());
+    // The socket this thread reads the hub's frames from, once the link is up.
+    this.reader = null;
     this.flushScheduled = false;
     this.flushNow = () => {
       this.flushScheduled = false;
@@ -110,6 +106,7 @@ class HubLink {
   close() {
     if (links.get(this.path) === this) links.delete(this.path);
     clearInterval(this.heartbeat);
+    this.stopReading();
     this.native.close();
     for (const [, handler] of this.pending) {
       handler.down("the adapter was closed");
@@ -240,10 +237,55 @@ class HubLink {
     return this.nextReq;
   }
 
-  /** Reads the batch of events the link thread packed (layout: src/batch.rs). */
+  /** Handles the events the link thread queued (the connection going up or down). */
   drain() {
     const buf = this.native.drain(DRAIN_BATCH);
-    if (!buf) return;
+    if (buf) this.dispatchAll(buf);
+  }
+
+  /**
+   * Reads the hub's frames on this thread from now on: one wake-up per
+   * message instead of two (the link thread's, then this one's). Unref'd, so
+   * the connection never keeps a worker running.
+   */
+  startReading() {
+    const fd = this.native.takeReader();
+    if (fd === null || fd === undefined) return;
+    const reader = new net.Socket({ fd, readable: true, writable: false });
+    reader.unref();
+    reader.on("data", (chunk) => this.feed(chunk));
+    reader.on("end", () => this.lost("the hub closed the connection"));
+    reader.on("error", (err) => this.lost(`lost the hub connection: ${err.message}`));
+    this.reader = reader;
+    // Frames that arrived right behind the handshake.
+    this.feed(Buffer.alloc(0));
+  }
+
+  stopReading() {
+    if (this.reader === null) return;
+    this.reader.removeAllListeners("data");
+    this.reader.destroy();
+    this.reader = null;
+  }
+
+  feed(chunk) {
+    let buf;
+    try {
+      buf = this.native.feed(chunk);
+    } catch (err) {
+      return this.lost(err.message);
+    }
+    if (buf) this.dispatchAll(buf);
+  }
+
+  /** The connection failed on the reading side: stop the link thread too. */
+  lost(reason) {
+    this.onDown(reason);
+    this.native.close();
+  }
+
+  /** Dispatches a packed batch of events (layout: src/batch.rs). */
+  dispatchAll(buf) {
     let off = 0;
     while (off + 5 <= buf.length) {
       const t = buf[off];
@@ -309,7 +351,7 @@ class HubLink {
       case EV.UP:
         this.node = u32(pos);
         debug("connected to the hub at %s as node %d", this.path, this.node);
-        return;
+        return this.startReading();
       case EV.DOWN:
         return this.onDown(readString(buf, pos)[0]);
       case EV.DROPPED: {
@@ -342,6 +384,7 @@ class HubLink {
   onDown(reason) {
     if (this.downReason !== null) return;
     this.downReason = reason;
+    this.stopReading();
     // Logged once per connection, not per message.
     console.warn(
       `socket.io-cluster-rs: lost the hub (${reason}); this worker keeps serving its own clients, cluster-wide operations will fail`,

@@ -223,7 +223,6 @@ impl JsLink {
         path: String,
         heartbeat_timeout_ms: u32,
         max_frame: u32,
-        max_inbox_bytes: u32,
         wake: Function<(), ()>,
     ) -> Result<Self> {
         let tsfn: ThreadsafeFunction<(), (), (), Status, false, true> = wake
@@ -236,7 +235,6 @@ impl JsLink {
             pid: std::process::id(),
             heartbeat_timeout_ms,
             max_frame: max_frame as usize,
-            max_inbox_bytes: max_inbox_bytes as usize,
         };
         let inner = link::Link::start(
             options,
@@ -349,17 +347,30 @@ impl JsLink {
             .send(&encode(&Header::CountQuery { req, nsp }, &[]))
     }
 
-    /// Takes up to `max` pending events, packed into one buffer (see
-    /// `batch.rs` for the record layout); null when there are none.
+    /// Takes up to `max` pending events of the link thread (the connection
+    /// coming up or going down), packed into one buffer (see `batch.rs` for
+    /// the record layout); null when there are none.
     #[napi]
     pub fn drain(&self, max: u32) -> Option<Buffer> {
-        let events = self.inner.drain(max as usize);
-        if events.is_empty() {
-            return None;
-        }
-        let mut out = Vec::with_capacity(256);
-        batch::encode(events, &mut out);
-        Some(Buffer::from(out))
+        packed(self.inner.drain(max as usize))
+    }
+
+    /// Once the link is up: the fd for JS to read the hub's frames from
+    /// (JS owns it from then on); null after the first call.
+    #[napi]
+    pub fn take_reader(&self) -> Option<i32> {
+        self.inner.take_reader()
+    }
+
+    /// Takes bytes JS read from the hub and returns the completed frames as
+    /// events, packed like `drain()`'s. Throws on bytes that are not frames.
+    #[napi]
+    pub fn feed(&self, bytes: &[u8]) -> Result<Option<Buffer>> {
+        let events = self
+            .inner
+            .feed(bytes)
+            .map_err(|e| Error::new(Status::InvalidArg, format!("bad frame from the hub: {e}")))?;
+        Ok(packed(events))
     }
 
     /// Writes the frames sent since the last flush (JS calls this once per
@@ -374,4 +385,13 @@ impl JsLink {
     pub fn close(&mut self) {
         self.inner.close();
     }
+}
+
+fn packed(events: Vec<link::LinkEvent>) -> Option<Buffer> {
+    if events.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(256);
+    batch::encode(events, &mut out);
+    Some(Buffer::from(out))
 }

@@ -269,6 +269,11 @@ impl FrameBuffer {
         }
     }
 
+    /// Appends bytes read elsewhere (by the worker's JS thread).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Takes and decodes the next complete frame, if any.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         match self.next_body()? {

@@ -1,13 +1,17 @@
 //! The worker side: one connection to the hub per worker process, on its own
 //! thread, shared by every namespace adapter of the process.
 //!
-//! Outgoing frames are encoded on the JS thread and pushed into a channel, so
-//! frames sent before the connection is up wait there instead of being lost.
-//! Incoming frames are parked in an [`Inbox`] that JS drains in batches; the
-//! inbox is bounded in bytes, and when it is full the reader stops reading,
-//! which pushes back on the hub instead of growing memory.
+//! The link thread connects, does the handshake, and writes what the JS
+//! thread could not write at once (see [`Outgoing`]). After the handshake the
+//! JS thread reads the socket itself (a libuv handle on a duplicate of the fd,
+//! see lib/link.js) and hands the bytes to [`Link::feed`]: a frame from the
+//! hub then wakes one thread, not the link thread and then JS. Reading only as
+//! fast as JS handles the frames pushes back on the hub instead of growing
+//! memory. The link thread tells JS about the connection coming up or going
+//! down through a small [`Inbox`].
 
 use std::collections::VecDeque;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -15,9 +19,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
+use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
 use crate::sock::{self, write_now, Reader};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,41 +37,26 @@ pub enum LinkEvent {
     Down { reason: String },
 }
 
-impl LinkEvent {
-    fn cost(&self) -> usize {
-        match self {
-            LinkEvent::Frame(f) => 64 + f.payload.len(),
-            _ => 64,
-        }
-    }
-}
-
 struct InboxState {
     events: VecDeque<LinkEvent>,
-    bytes: usize,
     /// True while JS has been told to drain and has not emptied the inbox yet.
     scheduled: bool,
 }
 
-/// Bounded queue of events for JS, with a "please drain" signal.
+/// Queue of the link thread's events for JS, with a "please drain" signal.
 pub struct Inbox {
     state: Mutex<InboxState>,
-    space: Notify,
-    max_bytes: usize,
     wake_js: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Inbox {
     /// An inbox that asks JS to drain through `wake_js`.
-    pub fn new(max_bytes: usize, wake_js: Box<dyn Fn() + Send + Sync>) -> Self {
+    pub fn new(wake_js: Box<dyn Fn() + Send + Sync>) -> Self {
         Inbox {
             state: Mutex::new(InboxState {
                 events: VecDeque::new(),
-                bytes: 0,
                 scheduled: false,
             }),
-            space: Notify::new(),
-            max_bytes,
             wake_js,
         }
     }
@@ -80,18 +69,12 @@ impl Inbox {
     pub fn push(&self, ev: LinkEvent) {
         let wake = {
             let mut s = self.lock();
-            s.bytes += ev.cost();
             s.events.push_back(ev);
             !std::mem::replace(&mut s.scheduled, true)
         };
         if wake {
             (self.wake_js)();
         }
-    }
-
-    /// Bytes currently queued.
-    pub fn bytes(&self) -> usize {
-        self.lock().bytes
     }
 
     /// Takes up to `max` events. If more remain, JS is woken again (after
@@ -101,23 +84,24 @@ impl Inbox {
             let mut s = self.lock();
             let n = max.min(s.events.len());
             let out: Vec<LinkEvent> = s.events.drain(..n).collect();
-            s.bytes -= out.iter().map(LinkEvent::cost).sum::<usize>();
             let again = !s.events.is_empty();
             s.scheduled = again;
             (out, again)
         };
-        self.space.notify_one();
         if again {
             (self.wake_js)();
         }
         out
     }
+}
 
-    async fn wait_for_space(&self) {
-        while self.bytes() > self.max_bytes {
-            self.space.notified().await;
-        }
-    }
+/// The receiving side, handed from the link thread to the JS thread once the
+/// handshake is done.
+struct Incoming {
+    /// A duplicate of the socket's fd for JS to read, until JS takes it.
+    fd: Option<OwnedFd>,
+    /// Frames read so far; holds what arrived right behind the Welcome.
+    frames: Option<FrameBuffer>,
 }
 
 /// Settings of a link.
@@ -127,7 +111,6 @@ pub struct LinkOptions {
     pub pid: u32,
     pub heartbeat_timeout_ms: u32,
     pub max_frame: usize,
-    pub max_inbox_bytes: usize,
 }
 
 /// How frames from the JS thread reach the socket.
@@ -195,6 +178,7 @@ impl Sender {
 pub struct Link {
     sender: Arc<Sender>,
     inbox: Arc<Inbox>,
+    incoming: Arc<Mutex<Incoming>>,
     close: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -205,7 +189,12 @@ impl Link {
         options: LinkOptions,
         wake_js: Box<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Link> {
-        let inbox = Arc::new(Inbox::new(options.max_inbox_bytes, wake_js));
+        let inbox = Arc::new(Inbox::new(wake_js));
+        let incoming = Arc::new(Mutex::new(Incoming {
+            fd: None,
+            frames: None,
+        }));
+        let thread_incoming = incoming.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -223,7 +212,15 @@ impl Link {
             .name("sio-cluster-link".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let result = run(options, rx, close_rx, &thread_inbox, &thread_sender).await;
+                    let result = run(
+                        options,
+                        rx,
+                        close_rx,
+                        &thread_inbox,
+                        &thread_sender,
+                        &thread_incoming,
+                    )
+                    .await;
                     // Nothing can be written any more: stop direct writes.
                     thread_sender.lock().direct = None;
                     if let Err(reason) = result {
@@ -234,6 +231,7 @@ impl Link {
         Ok(Link {
             sender,
             inbox,
+            incoming,
             close: Some(close),
             thread: Some(thread),
         })
@@ -261,9 +259,32 @@ impl Link {
         self.sender.lock().flush();
     }
 
-    /// Takes up to `max` events for JS.
+    /// Takes up to `max` events of the link thread for JS.
     pub fn drain(&self, max: usize) -> Vec<LinkEvent> {
         self.inbox.drain(max)
+    }
+
+    fn incoming(&self) -> MutexGuard<'_, Incoming> {
+        self.incoming.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fd JS reads from once the link is up (once; the caller owns it).
+    pub fn take_reader(&self) -> Option<RawFd> {
+        self.incoming().fd.take().map(IntoRawFd::into_raw_fd)
+    }
+
+    /// Takes bytes JS read from the socket; returns the frames completed.
+    pub fn feed(&self, bytes: &[u8]) -> Result<Vec<LinkEvent>, FrameError> {
+        let mut incoming = self.incoming();
+        let Some(fb) = incoming.frames.as_mut() else {
+            return Ok(Vec::new());
+        };
+        fb.extend(bytes);
+        let mut events = Vec::new();
+        while let Some(frame) = fb.next_frame()? {
+            events.push(LinkEvent::Frame(frame));
+        }
+        Ok(events)
     }
 
     /// Sends everything queued so far, then closes the connection. Returns
@@ -295,6 +316,7 @@ async fn run(
     mut close_rx: oneshot::Receiver<()>,
     inbox: &Inbox,
     sender: &Sender,
+    incoming: &Mutex<Incoming>,
 ) -> Result<(), String> {
     let path = options.path.display().to_string();
     let stream =
@@ -303,14 +325,15 @@ async fn run(
             Ok(Err(e)) => return Err(format!("cannot connect to the hub at {path}: {e}")),
             Err(_) => return Err(format!("timed out connecting to the hub at {path}")),
         };
-    // Three handles on the socket: the reader (read interest only), the link
-    // thread's writer, and the JS thread's direct writes.
-    let (mut rd, wr, direct) = stream
+    // Four handles on the socket: the handshake's reader, the link thread's
+    // writer, the JS thread's direct writes, and the JS thread's reader.
+    let (mut rd, wr, direct, js_reader) = stream
         .into_std()
         .and_then(|std| {
             let rd = Reader::new(std.try_clone()?)?;
             let direct = std.try_clone()?;
-            Ok((rd, std, direct))
+            let js_reader = OwnedFd::from(std.try_clone()?);
+            Ok((rd, std, direct, js_reader))
         })
         .map_err(|e| format!("cannot set up the hub connection: {e}"))?;
     let hello = encode(
@@ -332,6 +355,12 @@ async fn run(
             header: Header::Welcome { node, .. },
             ..
         }))) => {
+            // From here on JS reads: this thread stops watching the socket.
+            drop(rd);
+            *incoming.lock().unwrap_or_else(|e| e.into_inner()) = Incoming {
+                fd: Some(js_reader),
+                frames: Some(fb),
+            };
             inbox.push(LinkEvent::Up { node });
             let mut out = sender.lock();
             out.direct = Some(direct);
@@ -348,7 +377,7 @@ async fn run(
         Err(_) => return Err("the hub did not answer the handshake".into()),
     }
 
-    let writer = async {
+    let writer = async move {
         let mut buf = Vec::new();
         loop {
             tokio::select! {
@@ -383,22 +412,9 @@ async fn run(
         let _ = wr.shutdown(std::net::Shutdown::Write);
         Ok::<(), String>(())
     };
-    let reader = async {
-        loop {
-            match next_frame(&mut rd, &mut fb).await {
-                Ok(Some(f)) => {
-                    inbox.push(LinkEvent::Frame(f));
-                    inbox.wait_for_space().await;
-                }
-                Ok(None) => return "the hub closed the connection".to_string(),
-                Err(e) => return e,
-            }
-        }
-    };
-    tokio::select! {
-        r = writer => r.map_err(|e| format!("lost the hub connection: {e}")),
-        reason = reader => Err(reason),
-    }
+    writer
+        .await
+        .map_err(|e| format!("lost the hub connection: {e}"))
 }
 
 async fn next_frame(rd: &mut Reader, fb: &mut FrameBuffer) -> Result<Option<Frame>, String> {
@@ -416,12 +432,9 @@ mod tests {
     fn inbox_wakes_js_once_per_drain_cycle() {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = wakes.clone();
-        let inbox = Inbox::new(
-            1 << 20,
-            Box::new(move || {
-                w.fetch_add(1, Ordering::SeqCst);
-            }),
-        );
+        let inbox = Inbox::new(Box::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        }));
         for _ in 0..5 {
             inbox.push(LinkEvent::Up { node: 1 });
         }
@@ -431,7 +444,6 @@ mod tests {
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
         assert_eq!(inbox.drain(10).len(), 3);
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
-        assert_eq!(inbox.bytes(), 0);
         inbox.push(LinkEvent::Up { node: 1 });
         assert_eq!(wakes.load(Ordering::SeqCst), 3);
     }
