@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Error, Result, Status};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::batch;
@@ -351,8 +351,8 @@ impl JsLink {
     /// coming up or going down), packed into one buffer (see `batch.rs` for
     /// the record layout); null when there are none.
     #[napi]
-    pub fn drain(&self, max: u32) -> Option<Buffer> {
-        packed(self.inner.drain(max as usize))
+    pub fn drain<'env>(&self, env: &'env Env, max: u32) -> Result<Option<BufferSlice<'env>>> {
+        packed(env, self.inner.drain(max as usize))
     }
 
     /// Once the link is up: the fd for JS to read the hub's frames from
@@ -365,12 +365,12 @@ impl JsLink {
     /// Takes bytes JS read from the hub and returns the completed frames as
     /// events, packed like `drain()`'s. Throws on bytes that are not frames.
     #[napi]
-    pub fn feed(&self, bytes: &[u8]) -> Result<Option<Buffer>> {
+    pub fn feed<'env>(&self, env: &'env Env, bytes: &[u8]) -> Result<Option<BufferSlice<'env>>> {
         let events = self
             .inner
             .feed(bytes)
             .map_err(|e| Error::new(Status::InvalidArg, format!("bad frame from the hub: {e}")))?;
-        Ok(packed(events))
+        packed(env, events)
     }
 
     /// Writes the frames sent since the last flush (JS calls this once per
@@ -387,11 +387,14 @@ impl JsLink {
     }
 }
 
-fn packed(events: Vec<link::LinkEvent>) -> Option<Buffer> {
+/// Packs `events` into a buffer for JS. Copied into memory Node allocates:
+/// handing over the Vec would make an external buffer whose finalizer costs
+/// the garbage collector more than the copy costs (one per batch).
+fn packed<'env>(env: &'env Env, events: Vec<link::LinkEvent>) -> Result<Option<BufferSlice<'env>>> {
     if events.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut out = Vec::with_capacity(256);
     batch::encode(events, &mut out);
-    Some(Buffer::from(out))
+    BufferSlice::copy_from(env, &out).map(Some)
 }
