@@ -17,6 +17,7 @@ const METRICS = {
     ["hopUs", "adapter hop: remote−local p50 (µs)", (sc) => sc.hop],
     ["cpuPrimary", "primary CPU s / 10k deliveries"],
     ["cpuWorkers", "workers CPU s / 10k deliveries"],
+    ["cpuReceivers", "receiving workers CPU s / 10k remote deliveries", (sc) => !sc.allEmit],
     ["rssPrimaryMB", "primary peak RSS (MiB)"],
     ["rssWorkerMaxMB", "largest worker peak RSS (MiB)"],
   ],

@@ -88,14 +88,19 @@ function resourceWindow(cl, before) {
   const rssPrimaryMB = peakRss(cl.primary.pid) / 2 ** 20;
   const rssWorkerMaxMB = rss.length ? Math.max(...rss) / 2 ** 20 : null;
   let workers = 0;
+  let receivers = 0; // every worker but worker 0, the emitter of single-emitter scenarios
   for (let i = 0; i < after.workerCpu.length; i++) {
-    if (after.workerCpu[i] != null && before.workerCpu[i] != null) workers += after.workerCpu[i] - before.workerCpu[i];
+    if (after.workerCpu[i] == null || before.workerCpu[i] == null) continue;
+    workers += after.workerCpu[i] - before.workerCpu[i];
+    if (i > 0) receivers += after.workerCpu[i] - before.workerCpu[i];
   }
   const primary = after.primaryCpu - before.primaryCpu;
-  // CPU seconds per `per` units of work (deliveries or requests).
-  return (units, per) => ({
+  // CPU seconds per `per` units of work (deliveries or requests);
+  // `remoteUnits`, when given, are the deliveries made by workers 1..W-1.
+  return (units, per, remoteUnits) => ({
     cpuPrimary: units > 0 ? (primary * per) / units : null,
     cpuWorkers: units > 0 ? (workers * per) / units : null,
+    cpuReceivers: remoteUnits > 0 ? (receivers * per) / remoteUnits : null,
     rssPrimaryMB,
     rssWorkerMaxMB,
   });
@@ -174,7 +179,9 @@ async function runBcast(cl, sc, ctx) {
     localP50ms: ms(local.quantile(0.5)),
     localP99ms: ms(local.quantile(0.99)),
     hopUs: sc.hop && remote.n && local.n ? remote.quantile(0.5) - local.quantile(0.5) : null,
-    ...resources(unique, 10_000),
+    // Only worker 0 emits (except in all-emit): the others' CPU is the cost
+    // of receiving, and what they deliver is every remote delivery.
+    ...resources(unique, 10_000, sc.allEmit ? 0 : remote.n),
   };
 }
 

@@ -40,8 +40,9 @@ const TARGETS = [
   {
     name: "3. worker CPU per 10k remote deliveries ≤ 0.6× stock",
     rows: [
-      [2, "bcast 100B str burst", "cpuWorkers", { ratio: 0.6 }],
-      [2, "bcast 10KiB str burst", "cpuWorkers", { ratio: 0.6 }],
+      [2, "bcast 100B str burst", "cpuReceivers", { ratio: 0.6 }],
+      [2, "bcast 10KiB str burst", "cpuReceivers", { ratio: 0.6 }],
+      [4, "bcast 100B str burst", "cpuReceivers", { ratio: 0.6 }],
       [4, "all-emit 100B @40k/s", "cpuWorkers", { ratio: 0.6 }],
     ],
   },

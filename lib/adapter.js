@@ -78,6 +78,8 @@ class NodeClusterAdapter extends Adapter {
     this._closed = false;
     // serverCount() answer for the broadcastWithAck() call in progress, see there.
     this._ackServerCount = null;
+    // Remote broadcasts held for one write per client, see flushRemote().
+    this._run = null;
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
     // The hub routes room broadcasts only to workers with a member in the
@@ -313,6 +315,7 @@ class NodeClusterAdapter extends Adapter {
   /** A published message from another worker. Called by the link. */
   onClusterMessage(kind, payload) {
     const parts = splitParts(payload);
+    if (kind !== Kind.BROADCAST) this.flushRemote();
     switch (kind) {
       case Kind.BROADCAST:
         return this._onRemoteBroadcast(parts);
@@ -337,6 +340,7 @@ class NodeClusterAdapter extends Adapter {
 
   /** A request from another worker, to answer with `id`. Called by the link. */
   onClusterRequest(id, kind, payload) {
+    this.flushRemote();
     const parts = splitParts(payload);
     const link = this._link;
     switch (kind) {
@@ -387,20 +391,64 @@ class NodeClusterAdapter extends Adapter {
   }
 
   _onRemoteBroadcast(parts) {
-    const [o, volatile, compress, layout, kinds] = JSON.parse(parts[0].toString());
+    const meta = parts[0];
+    const run = this._run;
+    if (run !== null && run.meta.equals(meta)) {
+      run.frames.push(parts.slice(1));
+      return;
+    }
+    this.flushRemote();
+    const [o, volatile, compress, layout, kinds] = JSON.parse(meta.toString());
+    if (layout === LAYOUT_FRAME && !volatile) {
+      // Held until the end of the link's batch (or the next message of
+      // another shape): consecutive broadcasts to the same sockets then go to
+      // each WebSocket client in one write, see flushRemote().
+      this._run = { meta, opts: decodeOptions(o), compress, frames: [parts.slice(1)] };
+      return;
+    }
     const opts = decodeOptions(o);
     const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
     let encoded;
     if (layout === LAYOUT_FRAME) {
-      const frame = parts.slice(1);
-      // The frame payload is "4" (Engine.IO message) followed by the packet.
-      encoded = [frame[frame.length - 1].toString("utf8", 1)];
-      packetOpts.wsPreEncodedFrame = frame;
+      encoded = frameText(parts.slice(1));
+      packetOpts.wsPreEncodedFrame = parts.slice(1);
     } else {
       encoded = fromBuffers(parts.slice(1), kinds);
     }
     let packet = null;
     this._deliver(opts, encoded, packetOpts, () => packet || (packet = this._decodePacket(encoded)));
+  }
+
+  /**
+   * Delivers the run of held remote broadcasts (same targets, same flags).
+   * A client on a WebSocket that takes precomputed frames gets all of them
+   * in one write (Engine.IO would otherwise write each frame with its own
+   * syscall); any other client gets them one by one, as usual.
+   */
+  flushRemote() {
+    const run = this._run;
+    if (run === null) return;
+    this._run = null;
+    const { frames, compress } = run;
+    let combined = null;
+    this.apply(run.opts, (socket) => {
+      const one = frames.length === 1 || (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
+      if (!one && takesFrames(socket)) {
+        combined ??= Buffer.concat(frames.flat());
+        // `data` only matters to a transport that encodes it itself, which
+        // takesFrames() rules out.
+        const packetOpts = { preEncoded: true, compress, wsPreEncodedFrame: [combined] };
+        socket.client.writeToEngine(frameText(frames[frames.length - 1]), packetOpts);
+        return;
+      }
+      for (const frame of frames) {
+        const encoded = frameText(frame);
+        if (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length) {
+          socket.notifyOutgoingListeners(this._decodePacket(encoded));
+        }
+        socket.client.writeToEngine(encoded, { preEncoded: true, compress, wsPreEncodedFrame: frame });
+      }
+    });
   }
 
   // ---- helpers -------------------------------------------------------------
@@ -468,6 +516,21 @@ function toBuffers(encoded) {
 
 function fromBuffers(parts, kinds) {
   return parts.map((b, i) => (kinds[i] === "s" ? b.toString() : b));
+}
+
+/** The Socket.IO packet in a precomputed frame: its payload is "4" (Engine.IO message) + the packet. */
+function frameText(frame) {
+  return [frame[frame.length - 1].toString("utf8", 1)];
+}
+
+/** True when the client's transport writes precomputed WebSocket frames as they are. */
+function takesFrames(socket) {
+  const transport = socket.conn && socket.conn.transport;
+  return (
+    !!transport &&
+    typeof transport._canSendPreEncodedFrame === "function" &&
+    transport._canSendPreEncodedFrame({ options: { wsPreEncodedFrame: [] } })
+  );
 }
 
 function broadcastParts(opts, flags, encoded, packetOpts) {

@@ -51,6 +51,9 @@ class HubLink {
     this.native = new binding.Link(path, opts.heartbeatTimeout, opts.maxFrameSize, () => this.drain());
     // The socket this thread reads the hub's frames from, once the link is up.
     this.reader = null;
+    // The adapters (of one namespace) that may hold remote broadcasts, see
+    // NodeClusterAdapter#flushRemote().
+    this.heldBy = null;
     this.flushScheduled = false;
     this.flushNow = () => {
       this.flushScheduled = false;
@@ -292,11 +295,29 @@ class HubLink {
       const start = off + 5;
       const end = start + buf.readUInt32LE(off + 1);
       off = end;
+      // Held broadcasts go out before anything else can run user code
+      // (request answers, acks) and at the end of the batch.
+      if (t !== EV.MESSAGE) this.flushRemote();
       try {
         this.dispatch(t, buf, start, end);
       } catch (err) {
         // A bad message from one peer must not take this worker down.
         debug("error while handling event %d: %s", t, err && err.stack);
+      }
+    }
+    this.flushRemote();
+  }
+
+  /** Delivers the remote broadcasts an adapter holds (only one namespace can hold any). */
+  flushRemote() {
+    const set = this.heldBy;
+    if (!set) return;
+    this.heldBy = null;
+    for (const a of set) {
+      try {
+        a.flushRemote();
+      } catch (err) {
+        debug("error while delivering broadcasts: %s", err && err.stack);
       }
     }
   }
@@ -309,7 +330,12 @@ class HubLink {
         const payload = buf.subarray(at, end);
         this.countIn(payload);
         const set = this.adapters.get(nsp);
-        if (set) for (const a of set) a.onClusterMessage(u32(pos + 4), payload, u32(pos));
+        if (!set) return;
+        // Namespaces share the client connection: another namespace's held
+        // broadcasts go out first, so a client sees them in emit order.
+        if (this.heldBy !== set) this.flushRemote();
+        this.heldBy = set;
+        for (const a of set) a.onClusterMessage(u32(pos + 4), payload, u32(pos));
         return;
       }
       case EV.INCOMING: {
