@@ -11,7 +11,7 @@
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startCluster, waitFor, nextEvent, sleep } = require("./helpers/cluster");
+const { startCluster, clusterFor, waitFor, nextEvent, sleep } = require("./helpers/cluster");
 
 const T = { timeout: 30_000 };
 const LOST_HUB = /socket\.io-cluster-rs: lost the hub/g;
@@ -101,5 +101,49 @@ describe("the hub is gone", () => {
     const lines = c.output().match(LOST_HUB) || [];
     assert.equal(lines.length, 3, `one "lost the hub" line per worker:\n${c.output()}`);
     assert.deepEqual(c.live(), [0, 1, 2], "no worker crashed");
+  });
+});
+
+describe("the hub goes away while requests are pending", () => {
+  it("pending fetchSockets() and serverSideEmitWithAck() fail at once with the reason; emitWithAck() ends at its own timeout with the acks that arrived", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2, adapterOpts: { requestsTimeout: 5000 } });
+    const clients = await c.connectAll();
+    clients.forEach((s, i) => s.on("ask", (cb) => cb(`client-${i}`)));
+    await c.execAll(({ io }) => io.on("who", (cb) => cb(process.pid)));
+    // Worker 1 is busy, so every request waits for it when the hub goes away.
+    const busy = c.exec(1, () => {
+      const end = Date.now() + 1500;
+      while (Date.now() < end);
+    }, null, { timeout: 8000 });
+    await sleep(50);
+    const pending = c.exec(0, ({ io }) => {
+      const t0 = Date.now();
+      const settle = (p) =>
+        p.then(
+          () => ({ ok: true, ms: Date.now() - t0 }),
+          (err) => ({ ok: false, message: err.message, ms: Date.now() - t0 }),
+        );
+      return Promise.all([
+        settle(io.fetchSockets()),
+        settle(io.serverSideEmitWithAck("who")),
+        new Promise((resolve) =>
+          io.timeout(2500).emit("ask", (err, responses) =>
+            resolve({ message: err && err.message, responses, ms: Date.now() - t0 }),
+          ),
+        ),
+      ]);
+    }, null, { timeout: 10_000 });
+    await sleep(150);
+    await c.primaryExec(({ primaryHandle }) => primaryHandle.close());
+    const [fetch, sse, ack] = await pending;
+    await busy;
+    for (const [name, r] of [["fetchSockets", fetch], ["serverSideEmit", sse]]) {
+      assert.equal(r.ok, false, `${name} must fail`);
+      assert.match(r.message, new RegExp(`${name} failed: .*hub`), r.message);
+      assert.ok(r.ms < 1000, `${name} failed ${r.ms} ms after it was called (the hub went away after ~150 ms)`);
+    }
+    assert.equal(ack.message, "operation has timed out");
+    assert.deepEqual(ack.responses, ["client-0"]);
+    assert.ok(ack.ms >= 2400, `emitWithAck ended after ${ack.ms} ms`);
   });
 });
