@@ -340,7 +340,6 @@ class NodeClusterAdapter extends Adapter {
 
   /** A request from another worker, to answer with `id`. Called by the link. */
   onClusterRequest(id, kind, payload) {
-    this.flushRemote();
     const parts = splitParts(payload);
     const link = this._link;
     switch (kind) {
@@ -410,8 +409,9 @@ class NodeClusterAdapter extends Adapter {
     const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
     let encoded;
     if (layout === LAYOUT_FRAME) {
-      encoded = frameText(parts.slice(1));
-      packetOpts.wsPreEncodedFrame = parts.slice(1);
+      const frame = parts.slice(1);
+      encoded = frameText(frame);
+      packetOpts.wsPreEncodedFrame = frame;
     } else {
       encoded = fromBuffers(parts.slice(1), kinds);
     }
@@ -432,8 +432,8 @@ class NodeClusterAdapter extends Adapter {
     const { frames, compress } = run;
     let combined = null;
     this.apply(run.opts, (socket) => {
-      const one = frames.length === 1 || (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
-      if (!one && takesFrames(socket)) {
+      const listened = !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
+      if (frames.length > 1 && !listened && takesFrames(socket)) {
         combined ??= Buffer.concat(frames.flat());
         // `data` only matters to a transport that encodes it itself, which
         // takesFrames() rules out.
@@ -443,9 +443,7 @@ class NodeClusterAdapter extends Adapter {
       }
       for (const frame of frames) {
         const encoded = frameText(frame);
-        if (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length) {
-          socket.notifyOutgoingListeners(this._decodePacket(encoded));
-        }
+        if (listened) socket.notifyOutgoingListeners(this._decodePacket(encoded));
         socket.client.writeToEngine(encoded, { preEncoded: true, compress, wsPreEncodedFrame: frame });
       }
     });

@@ -72,6 +72,12 @@ struct Drops {
     overflow: u64,
 }
 
+impl Drops {
+    fn is_empty(&self) -> bool {
+        self.volatile == 0 && self.overflow == 0
+    }
+}
+
 struct Outbox {
     tx: mpsc::UnboundedSender<Bytes>,
     queued: Arc<AtomicUsize>,
@@ -124,7 +130,7 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) -> bool {
             Class::Control => false,
         };
         if full {
-            first_drop |= ob.unreported.volatile == 0 && ob.unreported.overflow == 0;
+            first_drop |= ob.unreported.is_empty();
             let counter = if o.class == Class::Volatile {
                 &mut ob.unreported.volatile
             } else {
@@ -145,9 +151,7 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) -> bool {
 /// worker hears of its losses even when nothing else is sent to it.
 fn report_drops(ob: &mut Outbox, options: &HubOptions) {
     let lost = ob.unreported;
-    if (lost.volatile == 0 && lost.overflow == 0)
-        || ob.queued.load(Ordering::Relaxed) >= options.queue_soft_limit
-    {
+    if lost.is_empty() || ob.queued.load(Ordering::Relaxed) >= options.queue_soft_limit {
         return;
     }
     ob.dropped.volatile += lost.volatile;
@@ -314,10 +318,7 @@ async fn timer_loop(shared: Arc<Shared>) {
     loop {
         let (next, drops_unreported) = {
             let state = shared.lock();
-            let unreported = state
-                .outboxes
-                .values()
-                .any(|ob| ob.unreported.volatile > 0 || ob.unreported.overflow > 0);
+            let unreported = state.outboxes.values().any(|ob| !ob.unreported.is_empty());
             (state.router.next_deadline(), unreported)
         };
         let mut wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -557,6 +558,15 @@ mod tests {
         (state, rx)
     }
 
+    /// Soft limit 100 bytes, hard limit 200.
+    fn small_limits() -> HubOptions {
+        HubOptions {
+            max_frame: 1 << 20,
+            queue_soft_limit: 100,
+            queue_hard_limit: 200,
+        }
+    }
+
     fn out(class: Class, len: usize) -> Out {
         Out {
             to: 1,
@@ -567,11 +577,7 @@ mod tests {
 
     #[test]
     fn full_queues_drop_by_class_and_report_once_drained() {
-        let options = HubOptions {
-            max_frame: 1 << 20,
-            queue_soft_limit: 100,
-            queue_hard_limit: 200,
-        };
+        let options = small_limits();
         let (mut state, mut rx) = state_with_outbox();
         // 150 bytes queued: past the soft limit, below the hard one.
         dispatch(&mut state, vec![out(Class::Data, 150)], &options);
@@ -611,11 +617,7 @@ mod tests {
 
     #[test]
     fn drops_are_reported_without_further_traffic_once_the_queue_drains() {
-        let options = HubOptions {
-            max_frame: 1 << 20,
-            queue_soft_limit: 100,
-            queue_hard_limit: 200,
-        };
+        let options = small_limits();
         let (mut state, mut rx) = state_with_outbox();
         assert!(!dispatch(&mut state, vec![out(Class::Data, 250)], &options));
         // The first drop asks the timer to watch; later ones do not.
