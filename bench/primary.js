@@ -4,7 +4,8 @@
 //
 // env: BENCH_ADAPTER_PATH (module exporting setupPrimary/createAdapter),
 //      BENCH_WORKERS, BENCH_SERIALIZATION ("json" | "advanced"),
-//      BENCH_CTRL_PORT, BENCH_TOKEN, BENCH_MAX_LIFE_MS.
+//      BENCH_CTRL_PORT, BENCH_TOKEN, BENCH_MAX_LIFE_MS,
+//      BENCH_PROF_DIR (optional: workers write --cpu-prof profiles there).
 
 const cluster = require("node:cluster");
 const path = require("node:path");
@@ -13,9 +14,11 @@ const { serveControl } = require("./control");
 const W = Number(process.env.BENCH_WORKERS);
 const adapter = require(process.env.BENCH_ADAPTER_PATH);
 
+const profDir = process.env.BENCH_PROF_DIR;
 cluster.setupPrimary({
   exec: path.join(__dirname, "worker.js"),
   serialization: process.env.BENCH_SERIALIZATION || "json",
+  execArgv: profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
 });
 // The adapter's relay must be listening before any worker can publish.
 adapter.setupPrimary();
@@ -28,13 +31,25 @@ for (let i = 0; i < W; i++) {
   w.on("error", () => {});
 }
 
-function shutdown(code) {
+function kill(signal) {
   for (const w of workers) {
     try {
-      w.process.kill("SIGKILL");
+      w.process.kill(signal);
     } catch {}
   }
-  process.exit(code);
+}
+
+function shutdown(code) {
+  if (!profDir) {
+    kill("SIGKILL");
+    return process.exit(code);
+  }
+  // A profiled worker writes its profile when it exits on its own.
+  kill("SIGTERM");
+  setTimeout(() => {
+    kill("SIGKILL");
+    process.exit(code);
+  }, 2000);
 }
 process.on("SIGTERM", () => shutdown(0));
 process.on("SIGINT", () => shutdown(130));

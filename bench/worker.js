@@ -25,6 +25,8 @@ io.on("bench-ping", (_t, cb) => cb(idx));
 
 // Our primary is gone: nothing left to measure.
 process.on("disconnect", () => process.exit(0));
+// The primary asks profiled workers to exit (so that --cpu-prof writes its file).
+process.on("SIGTERM", () => process.exit(0));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TICK_MS = 5;

@@ -531,17 +531,28 @@ function takesFrames(socket) {
   );
 }
 
+// The meta part of `io.emit()` (everyone, no flags), the most common broadcast.
+const EVERYONE_FRAME_META = Buffer.from(JSON.stringify([encodeOptions({ rooms: new Set() }), 0, null, LAYOUT_FRAME]));
+
 function broadcastParts(opts, flags, encoded, packetOpts) {
+  const frame = packetOpts.wsPreEncodedFrame;
+  if (frame && opts.rooms.size === 0 && !(opts.except && opts.except.size) && isEmpty(flags)) {
+    return [EVERYONE_FRAME_META, ...frame];
+  }
   const volatile = flags.volatile ? 1 : 0;
   const compress = flags.compress === undefined ? null : flags.compress;
   const o = encodeOptions(opts);
-  const frame = packetOpts.wsPreEncodedFrame;
   if (frame) {
     const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_FRAME]));
     return [meta, ...frame];
   }
   const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_PARTS, kindsOf(encoded)]));
   return [meta, ...toBuffers(encoded)];
+}
+
+function isEmpty(obj) {
+  for (const _ in obj) return false;
+  return true;
 }
 
 /** Packs `value`, or `fallback` when it cannot be sent (logged, never thrown). */

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::batch;
-use crate::frame::{self, encode, encode_parts, Header};
+use crate::frame::{self, encode, encode_parts_into, Header};
 use crate::hub::{self, HubEvent};
 use crate::link;
 use crate::paths;
@@ -249,7 +249,7 @@ impl JsLink {
         })
     }
 
-    fn send_parts(&self, header: &Header, parts: &[Buffer]) -> Result<bool> {
+    fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
         let size = frame::parts_len(parts) + 64;
         if size > self.max_frame {
             return Err(Error::new(
@@ -260,7 +260,9 @@ impl JsLink {
                 ),
             ));
         }
-        Ok(self.inner.send(&encode_parts(header, parts)))
+        Ok(self
+            .inner
+            .send_with(|out| encode_parts_into(out, header, parts)))
     }
 
     /// Announces that an adapter for `nsp` started in this worker.
@@ -284,7 +286,7 @@ impl JsLink {
         kind: u32,
         volatile: bool,
         rooms: Vec<String>,
-        parts: Vec<Buffer>,
+        parts: Vec<BufferSlice>,
     ) -> Result<bool> {
         let header = Header::Publish {
             nsp,
@@ -298,7 +300,7 @@ impl JsLink {
     /// Sends a request that every other live worker serving `spec.nsp` (with
     /// a member in one of `spec.rooms`, when not empty) must answer.
     #[napi]
-    pub fn request(&self, spec: RequestSpec, parts: Vec<Buffer>) -> Result<bool> {
+    pub fn request(&self, spec: RequestSpec, parts: Vec<BufferSlice>) -> Result<bool> {
         let header = Header::Request {
             req: spec.req,
             nsp: spec.nsp,
@@ -312,7 +314,7 @@ impl JsLink {
 
     /// Answers the hub request `id`.
     #[napi]
-    pub fn respond(&self, id: f64, last: bool, parts: Vec<Buffer>) -> Result<bool> {
+    pub fn respond(&self, id: f64, last: bool, parts: Vec<BufferSlice>) -> Result<bool> {
         let header = Header::Respond {
             id: id as u64,
             last,

@@ -166,19 +166,25 @@ pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
 /// length: `[u32 count]([u32 len][bytes])*`. This is the payload layout the JS
 /// adapters use; the hub never looks inside it.
 pub fn encode_parts<P: AsRef<[u8]>>(header: &Header, parts: &[P]) -> Bytes {
+    let mut out = Vec::new();
+    encode_parts_into(&mut out, header, parts);
+    Bytes::from(out)
+}
+
+/// [`encode_parts`] appending to `out`: the frame is written once, straight
+/// into the buffer it leaves the process from.
+pub fn encode_parts_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, header: &Header, parts: &[P]) {
     let h = header_bytes(header);
-    let payload_len: usize = 4 + parts.iter().map(|p| 4 + p.as_ref().len()).sum::<usize>();
-    let body_len = 4 + h.len() + payload_len;
-    let mut out = BytesMut::with_capacity(4 + body_len);
-    out.put_u32_le(body_len as u32);
-    out.put_u32_le(h.len() as u32);
-    out.put_slice(&h);
-    out.put_u32_le(parts.len() as u32);
+    let body_len = 4 + h.len() + parts_len(parts);
+    out.reserve(4 + body_len);
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
     for p in parts {
-        out.put_u32_le(p.as_ref().len() as u32);
-        out.put_slice(p.as_ref());
+        out.extend_from_slice(&(p.as_ref().len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_ref());
     }
-    out.freeze()
 }
 
 /// Length of the payload that [`encode_parts`] would produce for `parts`.

@@ -240,14 +240,22 @@ impl Link {
     /// Sends an encoded frame: collected for the next `flush()` when
     /// nothing is queued, queued otherwise. False once the link is closed.
     pub fn send(&self, frame: &[u8]) -> bool {
+        self.send_with(|out| out.extend_from_slice(frame))
+    }
+
+    /// Sends the frame `write` appends to the buffer it is given: the
+    /// current tick's buffer, or a new one for the link thread's queue.
+    pub fn send_with(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let mut out = self.sender.lock();
         let Some(tx) = out.tx.as_ref() else {
             return false;
         };
         if out.backlog {
-            return tx.send(Bytes::copy_from_slice(frame)).is_ok();
+            let mut frame = Vec::new();
+            write(&mut frame);
+            return tx.send(Bytes::from(frame)).is_ok();
         }
-        out.pending.extend_from_slice(frame);
+        write(&mut out.pending);
         if out.pending.len() >= FLUSH_AT {
             out.flush();
         }
