@@ -2,8 +2,10 @@
 // Readers for /proc/<pid>/{stat,status,clear_refs} (Linux only).
 //
 // Why /proc instead of process.cpuUsage(): it is read from the outside, so the
-// measured processes do no extra work, and /proc/<pid>/stat sums every thread of
-// the process (libuv pool, and the native adapter's own threads).
+// measured processes do no extra work, and it covers every thread of the
+// process (libuv pool, and the native adapter's own threads). CPU comes from the
+// threads' schedstat (nanoseconds) where it can: /proc/<pid>/stat counts 10 ms
+// ticks, too coarse for a relay that works a few ms per scenario.
 
 const fs = require("node:fs");
 const { execFileSync } = require("node:child_process");
@@ -25,6 +27,48 @@ function cpuSeconds(pid) {
   const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
   // f[0] is field 3 (state), so utime (field 14) is f[11] and stime (15) is f[12].
   return (Number(f[11]) + Number(f[12])) / clkTck;
+}
+
+/** Nanoseconds each live thread of `pid` has run (/proc/<pid>/task/<tid>/schedstat), or null. */
+function threadRunNs(pid) {
+  let tids;
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const out = new Map();
+  for (const tid of tids) {
+    try {
+      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      if (Number.isFinite(ns)) out.set(tid, ns);
+    } catch {
+      // The thread just exited: cpuBetween() sees it missing and uses the ticks.
+    }
+  }
+  return out;
+}
+
+/** What cpuBetween() compares: the process's CPU ticks and its threads' run times. */
+function cpuSnapshot(pid) {
+  const seconds = cpuSeconds(pid);
+  return seconds === null ? null : { seconds, threads: threadRunNs(pid) };
+}
+
+/**
+ * CPU seconds `pid` used between two snapshots. The threads' nanosecond run
+ * times when every thread of the first snapshot is still there (threads started
+ * in between count whole); otherwise the 10 ms ticks of /proc/<pid>/stat, which
+ * also keep the time of threads that exited.
+ */
+function cpuBetween(a, b) {
+  if (a === null || b === null) return null;
+  const ticks = b.seconds - a.seconds;
+  if (!a.threads || !b.threads || a.threads.size === 0) return ticks;
+  let ns = 0;
+  for (const [tid, t] of b.threads) ns += t - (a.threads.get(tid) || 0);
+  for (const tid of a.threads.keys()) if (!b.threads.has(tid)) return ticks;
+  return ns / 1e9;
 }
 
 function statusField(pid, name) {
@@ -64,4 +108,4 @@ function isAlive(pid) {
   }
 }
 
-module.exports = { cpuSeconds, peakRss, resetPeakRss, isAlive, clkTck };
+module.exports = { cpuSnapshot, cpuBetween, peakRss, resetPeakRss, isAlive, clkTck };

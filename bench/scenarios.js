@@ -3,7 +3,7 @@
 // running cluster (see harness.js). A "group" shares one client topology and
 // one fresh cluster per (W, adapter, repetition); its scenarios run in order.
 
-const { cpuSeconds, peakRss, resetPeakRss } = require("./proc");
+const { cpuSnapshot, cpuBetween, peakRss, resetPeakRss } = require("./proc");
 const { Histogram } = require("./stats");
 const { sleep } = require("./harness");
 
@@ -73,8 +73,8 @@ let sidSeq = 0;
 /** CPU seconds and peak RSS of the primary and every worker still alive. */
 function resourceSnapshot(cl) {
   return {
-    primaryCpu: cpuSeconds(cl.primary.pid),
-    workerCpu: cl.workers.map((w) => cpuSeconds(w.pid)),
+    primaryCpu: cpuSnapshot(cl.primary.pid),
+    workerCpu: cl.workers.map((w) => cpuSnapshot(w.pid)),
   };
 }
 function resetPeaks(cl) {
@@ -90,11 +90,12 @@ function resourceWindow(cl, before) {
   let workers = 0;
   let receivers = 0; // every worker but worker 0, the emitter of single-emitter scenarios
   for (let i = 0; i < after.workerCpu.length; i++) {
-    if (after.workerCpu[i] == null || before.workerCpu[i] == null) continue;
-    workers += after.workerCpu[i] - before.workerCpu[i];
-    if (i > 0) receivers += after.workerCpu[i] - before.workerCpu[i];
+    const used = cpuBetween(before.workerCpu[i], after.workerCpu[i]);
+    if (used === null) continue;
+    workers += used;
+    if (i > 0) receivers += used;
   }
-  const primary = after.primaryCpu - before.primaryCpu;
+  const primary = cpuBetween(before.primaryCpu, after.primaryCpu);
   // CPU seconds per `per` units of work (deliveries or requests);
   // `remoteUnits`, when given, are the deliveries made by workers 1..W-1.
   return (units, per, remoteUnits) => ({

@@ -27,6 +27,8 @@ const DRAIN_BATCH = 256;
 // JS-side backstop after the hub's own deadline, in case the hub stalls: a
 // request always settles, and its ref'd timer keeps the process alive meanwhile.
 const BACKSTOP_MS = 2_000;
+// Bytes read from the hub per syscall at most: what the hub writes at once.
+const READ_BUFFER = 256 * 1024;
 const MAX_REQ = 0xffff_ffff;
 
 const links = new Map(); // socket path → HubLink
@@ -254,9 +256,22 @@ class HubLink {
   startReading() {
     const fd = this.native.takeReader();
     if (fd === null || fd === undefined) return;
-    const reader = new net.Socket({ fd, readable: true, writable: false });
+    // `onread`: libuv reads into one reused buffer and calls us directly,
+    // without the stream machinery ('data' events, a new buffer per read).
+    // feed() copies what it needs, so the buffer is free again on return.
+    const readBuf = Buffer.allocUnsafe(READ_BUFFER);
+    const reader = new net.Socket({
+      fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: readBuf,
+        callback: (n) => {
+          if (this.reader === reader) this.feed(readBuf.subarray(0, n));
+        },
+      },
+    });
     reader.unref();
-    reader.on("data", (chunk) => this.feed(chunk));
     reader.on("end", () => this.lost("the hub closed the connection"));
     reader.on("error", (err) => this.lost(`lost the hub connection: ${err.message}`));
     this.reader = reader;
@@ -266,9 +281,9 @@ class HubLink {
 
   stopReading() {
     if (this.reader === null) return;
-    this.reader.removeAllListeners("data");
-    this.reader.destroy();
+    const reader = this.reader;
     this.reader = null;
+    reader.destroy();
   }
 
   feed(chunk) {
