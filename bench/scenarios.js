@@ -27,7 +27,8 @@ function buildGroups(W, quick) {
     bcast.push({ id: `bcast ${p.name} @${hi}/s`, type: "bcast", payload, rate: hi, durationMs: D });
   }
   const small = { kind: "str", size: 100 };
-  bcast.push({ id: "rooms 100B str burst", type: "bcast", payload: small, rooms: 20, count: quick ? 2000 : 5000 });
+  // One delivery per emit: 4× the emits of the broadcast burst for a comparable amount of work.
+  bcast.push({ id: "rooms 100B str burst", type: "bcast", payload: small, rooms: 20, count: quick ? 5000 : 20_000 });
   bcast.push({ id: "rooms 100B str @1000/s", type: "bcast", payload: small, rooms: 20, rate: 1000, durationMs: D });
 
   const steps = [2000, 5000, 10000, 20000, 40000].map((rate) => ({
@@ -231,6 +232,8 @@ async function runKill(cl, sc) {
 /** Unmeasured warm-up so JIT and connection buffers are hot before the first scenario. */
 async function warmup(cl, ctx) {
   await runBcast(cl, { type: "bcast", payload: { kind: "str", size: 100 }, count: 300 }, ctx);
+  // Room broadcasts take other code paths (in both adapters): warm those too.
+  await runBcast(cl, { type: "bcast", payload: { kind: "str", size: 100 }, rooms: 20, count: 2000 }, ctx);
   await cl.workers[0].peer.call("request", { op: "fetchAll", concurrency: 4, count: 100, durationMs: 2000 }, 20_000);
 }
 
