@@ -368,29 +368,62 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut buf = Vec::new();
+    // Small frames are copied together (one iovec for many); large ones are
+    // written from the frame itself, which may be shared by every receiver
+    // of a broadcast: no copy of their bytes in the hub.
+    let mut copied: Vec<u8> = Vec::new();
+    let mut segs: Vec<Seg> = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Coalesce whatever else is already queued into the same write.
-        buf.extend_from_slice(&first);
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
-                Err(_) => break,
+        let mut total = 0;
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            total += frame.len();
+            if frame.len() < SHARE_FROM {
+                let start = copied.len();
+                copied.extend_from_slice(&frame);
+                match segs.last_mut() {
+                    Some(Seg::Copied(_, end)) if *end == start => *end = copied.len(),
+                    _ => segs.push(Seg::Copied(start, copied.len())),
+                }
+            } else {
+                segs.push(Seg::Shared(frame));
+            }
+            if total < WRITE_BATCH && segs.len() < WRITE_SEGS {
+                next = rx.try_recv().ok();
             }
         }
-        if sock::write_all(&wr, &buf).await.is_err() {
+        let slices: Vec<&[u8]> = segs
+            .iter()
+            .map(|seg| match seg {
+                Seg::Copied(start, end) => &copied[*start..*end],
+                Seg::Shared(frame) => &frame[..],
+            })
+            .collect();
+        if sock::write_all_slices(&wr, &slices).await.is_err() {
             return;
         }
-        queued.fetch_sub(buf.len(), Ordering::Relaxed);
-        buf.clear();
-        if buf.capacity() > 4 * WRITE_BATCH {
-            buf = Vec::new();
+        drop(slices);
+        queued.fetch_sub(total, Ordering::Relaxed);
+        segs.clear();
+        copied.clear();
+        if copied.capacity() > 4 * WRITE_BATCH {
+            copied = Vec::new();
         }
     }
 }
 
+/// A piece of one write: a range of the copied small frames, or a large frame.
+enum Seg {
+    Copied(usize, usize),
+    Shared(Bytes),
+}
+
 /// Bytes gathered from an outbox into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Pieces gathered into one write at most.
+const WRITE_SEGS: usize = 32;
+/// Frames from this size on are written from where they are, not copied.
+const SHARE_FROM: usize = 4096;
 
 async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason: String) {
     let refused = encode(
