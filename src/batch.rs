@@ -59,6 +59,21 @@ impl<'a> Record<'a> {
     }
 }
 
+/// About the bytes [`encode`] writes for `events`: enough for every record
+/// but those with long strings, so that the buffer is allocated once.
+pub fn size_hint(events: &[LinkEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| match e {
+            LinkEvent::Frame(f) => RECORD_OVERHEAD + f.payload.len(),
+            _ => RECORD_OVERHEAD,
+        })
+        .sum()
+}
+
+/// Type, length and the fixed fields of a record, plus a short namespace.
+const RECORD_OVERHEAD: usize = 64;
+
 /// Appends the records of `events` to `out`.
 pub fn encode(events: Vec<LinkEvent>, out: &mut Vec<u8>) {
     for event in events {

@@ -396,7 +396,7 @@ fn packed<'env>(env: &'env Env, events: Vec<link::LinkEvent>) -> Result<Option<B
     if events.is_empty() {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(batch::size_hint(&events));
     batch::encode(events, &mut out);
     BufferSlice::copy_from(env, &out).map(Some)
 }
