@@ -430,21 +430,29 @@ class NodeClusterAdapter extends Adapter {
     if (run === null) return;
     this._run = null;
     const { frames, compress } = run;
+    // What is written is the same for every socket, so it is made once (on
+    // first use) and shared, as socket.io shares a broadcast's packet options.
     let combined = null;
+    let oneByOne = null;
     this.apply(run.opts, (socket) => {
       const listened = !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
       if (frames.length > 1 && !listened && takesFrames(socket)) {
-        combined ??= Buffer.concat(frames.flat());
         // `data` only matters to a transport that encodes it itself, which
         // takesFrames() rules out.
-        const packetOpts = { preEncoded: true, compress, wsPreEncodedFrame: [combined] };
-        socket.client.writeToEngine(frameText(frames[frames.length - 1]), packetOpts);
+        combined ??= {
+          encoded: frameText(frames[frames.length - 1]),
+          opts: { preEncoded: true, compress, wsPreEncodedFrame: [Buffer.concat(frames.flat())] },
+        };
+        socket.client.writeToEngine(combined.encoded, combined.opts);
         return;
       }
-      for (const frame of frames) {
-        const encoded = frameText(frame);
+      oneByOne ??= frames.map((frame) => ({
+        encoded: frameText(frame),
+        opts: { preEncoded: true, compress, wsPreEncodedFrame: frame },
+      }));
+      for (const { encoded, opts } of oneByOne) {
         if (listened) socket.notifyOutgoingListeners(this._decodePacket(encoded));
-        socket.client.writeToEngine(encoded, { preEncoded: true, compress, wsPreEncodedFrame: frame });
+        socket.client.writeToEngine(encoded, opts);
       }
     });
   }
