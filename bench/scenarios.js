@@ -232,8 +232,11 @@ async function runKill(cl, sc) {
 /** Unmeasured warm-up so JIT and connection buffers are hot before the first scenario. */
 async function warmup(cl, ctx) {
   await runBcast(cl, { type: "bcast", payload: { kind: "str", size: 100 }, count: 300 }, ctx);
-  // Room broadcasts take other code paths (in both adapters): warm those too.
+  // Room broadcasts, and messages that arrive one at a time (fixed rates)
+  // rather than in batches (bursts), take other code paths in both adapters:
+  // warm those too, or the first scenarios measure the JIT compiling them.
   await runBcast(cl, { type: "bcast", payload: { kind: "str", size: 100 }, rooms: 20, count: 2000 }, ctx);
+  await runBcast(cl, { type: "bcast", payload: { kind: "str", size: 100 }, rate: 1000, durationMs: 1500 }, ctx);
   await cl.workers[0].peer.call("request", { op: "fetchAll", concurrency: 4, count: 100, durationMs: 2000 }, 20_000);
 }
 
