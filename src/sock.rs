@@ -259,6 +259,18 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    /// Reads until `len` bytes arrived; fails on an early end of stream.
+    async fn read_len(reader: &mut Reader, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < len {
+            let mut chunk = vec![0u8; 65536];
+            let n = reader.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "early end of stream");
+            got.extend_from_slice(&chunk[..n]);
+        }
+        got
+    }
+
     #[test]
     fn a_full_socket_is_written_once_the_peer_reads() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -271,17 +283,8 @@ mod tests {
             // Far more than a socket buffer holds.
             let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
             let mut reader = Reader::new(b).expect("reader");
-            let read = async {
-                let mut got = Vec::new();
-                while got.len() < data.len() {
-                    let mut chunk = vec![0u8; 65536];
-                    let n = reader.read(&mut chunk).await.expect("read");
-                    assert!(n > 0, "early end of stream");
-                    got.extend_from_slice(&chunk[..n]);
-                }
-                got
-            };
-            let (written, got) = tokio::join!(write_all(&a, &data), read);
+            let (written, got) =
+                tokio::join!(write_all(&a, &data), read_len(&mut reader, data.len()));
             written.expect("write_all");
             assert!(got == data, "bytes arrived changed or out of order");
             drop(a);
@@ -315,17 +318,10 @@ mod tests {
             let slices: Vec<&[u8]> = owned.iter().map(|v| v.as_slice()).collect();
             let expected: Vec<u8> = owned.concat();
             let mut reader = Reader::new(b).expect("reader");
-            let read = async {
-                let mut got = Vec::new();
-                while got.len() < expected.len() {
-                    let mut chunk = vec![0u8; 65536];
-                    let n = reader.read(&mut chunk).await.expect("read");
-                    assert!(n > 0, "early end of stream");
-                    got.extend_from_slice(&chunk[..n]);
-                }
-                got
-            };
-            let (written, got) = tokio::join!(write_all_slices(&a, &slices), read);
+            let (written, got) = tokio::join!(
+                write_all_slices(&a, &slices),
+                read_len(&mut reader, expected.len())
+            );
             written.expect("write_all_slices");
             assert!(got == expected, "bytes arrived changed or out of order");
         });
