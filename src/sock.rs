@@ -112,25 +112,9 @@ pub fn write_now(stream: &UnixStream, buf: &[u8]) -> io::Result<usize> {
     Ok(off)
 }
 
-/// Writes all of `buf`. While the socket is full, waits for write readiness
-/// on a registration that exists only for that wait.
+/// Writes all of `buf`; see [`write_all_slices`].
 pub async fn write_all(stream: &UnixStream, buf: &[u8]) -> io::Result<()> {
-    let mut off = write_now(stream, buf)?;
-    if off == buf.len() {
-        return Ok(());
-    }
-    let full = register(stream.try_clone()?, Interest::WRITABLE)?;
-    while off < buf.len() {
-        let mut guard = full.writable().await?;
-        match guard.try_io(|s| match write_now(s.get_ref(), &buf[off..])? {
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
-        }) {
-            Ok(n) => off += n?,
-            Err(_would_block) => continue,
-        }
-    }
-    Ok(())
+    write_all_slices(stream, &[buf]).await
 }
 
 /// Sends as much of `slices` from `pos` on as the socket takes now, with one
@@ -227,7 +211,8 @@ impl SlicePos {
 
 /// Writes all of `slices`, in order, as if they were one buffer (gathered by
 /// the kernel: nothing is copied into a contiguous buffer first). While the
-/// socket is full, waits for write readiness as [`write_all`] does.
+/// socket is full, waits for write readiness on a registration that exists
+/// only for that wait.
 pub async fn write_all_slices(stream: &UnixStream, slices: &[&[u8]]) -> io::Result<()> {
     let mut pos = SlicePos::default();
     loop {
@@ -271,8 +256,9 @@ mod tests {
         got
     }
 
-    #[test]
-    fn a_full_socket_is_written_once_the_peer_reads() {
+    /// Runs `test` on a runtime with a connected pair: a non-blocking writer
+    /// and a [`Reader`].
+    fn with_pair<F: std::future::Future<Output = ()>>(test: impl FnOnce(UnixStream, Reader) -> F) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -280,9 +266,15 @@ mod tests {
         rt.block_on(async {
             let (a, b) = UnixStream::pair().expect("pair");
             a.set_nonblocking(true).expect("nonblocking");
+            test(a, Reader::new(b).expect("reader")).await
+        });
+    }
+
+    #[test]
+    fn a_full_socket_is_written_once_the_peer_reads() {
+        with_pair(|a, mut reader| async move {
             // Far more than a socket buffer holds.
             let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
-            let mut reader = Reader::new(b).expect("reader");
             let (written, got) =
                 tokio::join!(write_all(&a, &data), read_len(&mut reader, data.len()));
             written.expect("write_all");
@@ -295,13 +287,7 @@ mod tests {
 
     #[test]
     fn slices_are_written_in_order_through_a_full_socket() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let (a, b) = UnixStream::pair().expect("pair");
-            a.set_nonblocking(true).expect("nonblocking");
+        with_pair(|a, mut reader| async move {
             // Sizes from empty to larger than a socket buffer, more slices
             // than one sendmsg takes.
             let owned: Vec<Vec<u8>> = (0..300u32)
@@ -317,7 +303,6 @@ mod tests {
                 .collect();
             let slices: Vec<&[u8]> = owned.iter().map(|v| v.as_slice()).collect();
             let expected: Vec<u8> = owned.concat();
-            let mut reader = Reader::new(b).expect("reader");
             let (written, got) = tokio::join!(
                 write_all_slices(&a, &slices),
                 read_len(&mut reader, expected.len())
