@@ -445,6 +445,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     // Reading registers read interest only, see `sock`.
     let Ok((mut rd, wr)) = stream.into_std().and_then(|std| {
         let rd = Reader::new(std.try_clone()?)?;
+        // A smaller buffer only costs speed.
+        let _ = sock::enlarge_send_buffer(&std);
         Ok((rd, std))
     }) else {
         return;

@@ -339,6 +339,8 @@ async fn run(
         .into_std()
         .and_then(|std| {
             let rd = Reader::new(std.try_clone()?)?;
+            // A smaller buffer only costs speed.
+            let _ = sock::enlarge_send_buffer(&std);
             let direct = std.try_clone()?;
             let js_reader = OwnedFd::from(std.try_clone()?);
             Ok((rd, std, direct, js_reader))
