@@ -1,0 +1,122 @@
+"use strict";
+// What `npm publish` would ship must install on a machine without our
+// devDependencies: the tarball carries the Rust sources, and its install hook
+// builds the addon with cargo when no addon for the platform loads.
+
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const { execFileSync, spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
+const root = path.join(__dirname, "..");
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+
+function packedFiles() {
+  // --ignore-scripts: no prepack rebuild; `npm install` already built binding.js.
+  const out = execFileSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return JSON.parse(out)[0].files.map((f) => f.path);
+}
+
+test("the package ships the loader, the Rust sources and the install hook, not tests or benchmarks", () => {
+  const files = packedFiles();
+  for (const f of [
+    "index.js",
+    "index.mjs",
+    "index.d.ts",
+    "binding.js",
+    "binding.d.ts",
+    "lib/adapter.js",
+    "scripts/build-native.js",
+    "Cargo.toml",
+    "Cargo.lock",
+    "build.rs",
+    "src/lib.rs",
+    "src/hub.rs",
+  ]) {
+    assert.ok(files.includes(f), `${f} is not in the package`);
+  }
+  for (const f of files) {
+    assert.ok(!/^(__test__|bench|target|examples|node_modules)\//.test(f), `${f} should not be in the package`);
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+  assert.equal(pkg.scripts.install, "node scripts/build-native.js");
+});
+
+test("installed from the tarball without devDependencies, the addon is built from the shipped sources", { timeout: 600_000 }, (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-pack-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const tarball = execFileSync(npm, ["pack", "--ignore-scripts", "--pack-destination", dir], {
+    cwd: root,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+    .trim()
+    .split("\n")
+    .pop();
+  execFileSync("tar", ["-xzf", path.join(dir, tarball), "-C", dir]);
+  const pkgDir = path.join(dir, "package");
+  // As on a platform the publisher did not build for.
+  for (const f of fs.readdirSync(pkgDir)) if (f.endsWith(".node")) fs.rmSync(path.join(pkgDir, f));
+
+  // No node_modules above the temporary directory: @napi-rs/cli cannot be
+  // found, so the hook takes the cargo path. The target directory persists
+  // under ours so that a second run is incremental.
+  const env = { ...process.env, CARGO_TARGET_DIR: path.join(root, "target", "package-test") };
+  const build = spawnSync(process.execPath, ["scripts/build-native.js"], {
+    cwd: pkgDir,
+    env,
+    encoding: "utf8",
+    timeout: 540_000,
+  });
+  assert.equal(build.status, 0, `install hook failed:\n${build.stdout}\n${build.stderr}`);
+  assert.ok(
+    fs.readdirSync(pkgDir).some((f) => f.endsWith(".node")),
+    "the hook did not leave an addon next to binding.js",
+  );
+
+  // The unpacked package works: its hub starts, answers stats() and stops.
+  // Its JS dependencies come from our node_modules (NODE_PATH).
+  const check = spawnSync(
+    process.execPath,
+    [
+      "-e",
+      `const m = require(${JSON.stringify(pkgDir)});
+       const h = m.setupPrimary();
+       const s = h.stats();
+       h.close();
+       console.log(JSON.stringify({ f: typeof m.createAdapter, peers: s.peers.length }));`,
+    ],
+    { env: { ...process.env, NODE_PATH: path.join(root, "node_modules") }, encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(check.status, 0, check.stderr);
+  assert.deepEqual(JSON.parse(check.stdout.trim()), { f: "function", peers: 0 });
+
+  // A second run finds the addon loading and builds nothing.
+  const again = spawnSync(process.execPath, ["scripts/build-native.js"], {
+    cwd: pkgDir,
+    env: { ...env, CARGO: "/nonexistent/cargo" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(again.status, 0, again.stderr);
+});
+
+test("without a loadable addon and without cargo, the install hook says what to do", { timeout: 60_000 }, (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-nocargo-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, "scripts"));
+  fs.copyFileSync(path.join(root, "scripts", "build-native.js"), path.join(dir, "scripts", "build-native.js"));
+  fs.copyFileSync(path.join(root, "binding.js"), path.join(dir, "binding.js"));
+  fs.copyFileSync(path.join(root, "Cargo.toml"), path.join(dir, "Cargo.toml"));
+  const r = spawnSync(process.execPath, ["scripts/build-native.js"], {
+    cwd: dir,
+    env: { ...process.env, CARGO: "/nonexistent/cargo" },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /`cargo` was not found/);
+  assert.match(r.stderr, /rustup\.rs/);
+});

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+"use strict";
+// The `npm install` hook: makes sure the native addon exists.
+//
+// - In a checkout of this repository, `@napi-rs/cli` (a devDependency) builds
+//   the addon and generates `binding.js` / `binding.d.ts`, every time, so that
+//   the addon always matches the sources.
+// - Installed from the registry, the package carries `binding.js`, the Rust
+//   sources and the addon of the platform it was packed on. When an addon for
+//   this platform loads, there is nothing to do; otherwise it is built here with
+//   `cargo` (stable Rust) and copied to the file name `binding.js` looks for.
+//
+// Uses nothing but Node's built-ins: a registry install has no devDependencies.
+
+const { spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const ROOT = path.join(__dirname, "..");
+const NAME = "socket-io-cluster-rs";
+const CRATE = "socket_io_cluster_rs";
+
+function fail(message) {
+  console.error(`socket.io-cluster-rs: ${message}`);
+  process.exit(1);
+}
+
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit", env });
+  if (r.error) return r.error;
+  return r.status === 0 ? null : new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+/** The napi CLI's entry script when it is installed (a checkout), else null. */
+function napiCli() {
+  try {
+    const pkgJson = require.resolve("@napi-rs/cli/package.json", { paths: [ROOT] });
+    const bin = require(pkgJson).bin;
+    return path.join(path.dirname(pkgJson), typeof bin === "string" ? bin : bin.napi);
+  } catch {
+    return null;
+  }
+}
+
+/** True when `binding.js` loads an addon (checked in a child: a bad addon may crash its process). */
+function addonLoads() {
+  if (!fs.existsSync(path.join(ROOT, "binding.js"))) return false;
+  const r = spawnSync(process.execPath, ["-e", "require('./binding.js').protocolVersion()"], {
+    cwd: ROOT,
+    stdio: "ignore",
+  });
+  return r.status === 0;
+}
+
+/** The file name `binding.js` looks for on this platform (napi-rs naming). */
+function addonFileName() {
+  const { platform, arch } = process;
+  if (platform === "darwin") return `${NAME}.darwin-${arch}.node`;
+  if (platform === "linux") {
+    const glibc = process.report.getReport().header.glibcVersionRuntime;
+    return `${NAME}.linux-${arch}-${glibc ? "gnu" : "musl"}.node`;
+  }
+  return fail(`${platform} is not supported: the adapter needs Unix-domain sockets and node:cluster on Linux or macOS`);
+}
+
+function buildWithCargo() {
+  const cargo = process.env.CARGO || "cargo";
+  const version = spawnSync(cargo, ["--version"], { encoding: "utf8" });
+  if (version.error || version.status !== 0) {
+    fail(
+      "no prebuilt addon for this platform, and `cargo` was not found to build one. " +
+        "Install the stable Rust toolchain (https://rustup.rs) and run `npm rebuild socket.io-cluster-rs`.",
+    );
+  }
+  const err = run(cargo, ["build", "--release", "--locked", "--lib"]);
+  if (err) fail(`building the native addon failed: ${err.message}`);
+  const targetDir = process.env.CARGO_TARGET_DIR
+    ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
+    : path.join(ROOT, "target");
+  const lib = path.join(targetDir, "release", process.platform === "darwin" ? `lib${CRATE}.dylib` : `lib${CRATE}.so`);
+  // Copied to a fresh file and renamed over the old one: a running process may
+  // still have the old addon mapped.
+  const dest = path.join(ROOT, addonFileName());
+  fs.copyFileSync(lib, `${dest}.tmp`);
+  fs.renameSync(`${dest}.tmp`, dest);
+  if (!addonLoads()) fail(`the addon built at ${dest} does not load`);
+}
+
+function main() {
+  const cli = napiCli();
+  if (cli) {
+    const err = run(process.execPath, [
+      cli,
+      "build",
+      "--platform",
+      "--release",
+      "--js",
+      "binding.js",
+      "--dts",
+      "binding.d.ts",
+    ]);
+    if (err) fail(`building the native addon failed: ${err.message}`);
+    return;
+  }
+  if (addonLoads()) return;
+  if (!fs.existsSync(path.join(ROOT, "Cargo.toml"))) fail("the package has neither a loadable addon nor its sources");
+  buildWithCargo();
+}
+
+main();
