@@ -1,7 +1,7 @@
 "use strict";
 // Remote broadcasts that arrive together are held until the end of the batch
 // and written to each WebSocket client in one write (lib/adapter.js,
-// flushRemote). Whatever the grouping, every client must get every message,
+// flushRemote), whatever rooms they target. Whatever the grouping, every client must get every message,
 // in emit order: across namespaces sharing one connection, rooms, volatile
 // packets, polling clients (which take the messages one by one) and sockets
 // with onAnyOutgoing listeners (which must see each packet).
@@ -74,5 +74,55 @@ describe("remote broadcasts emitted in one tick", () => {
     assert.deepEqual(solid(watchedSeen), expectedWatched);
     const outgoing = await c.exec(1, ({ state }) => state.outgoing);
     assert.deepEqual(solid(outgoing), expectedWatched);
+  });
+
+  it("to many rooms at once reach every member complete and in emit order, and a leave in between takes effect in place", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    // Six clients on worker 1, each in its own set of rooms out of r0..r4.
+    const clients = [];
+    for (let k = 0; k < 6; k++) clients.push(await c.connect(1));
+    const rooms = (k) => [0, 1, 2, 3, 4].filter((r) => (k + r) % 3 !== 0).map((r) => `r${r}`);
+    await c.exec(1, ({ socketOf, state }, members) => {
+      state.writes = {};
+      for (const [id, rs] of members) {
+        socketOf(id).join(rs);
+        // One Engine.IO packet per write to the client.
+        state.writes[id] = 0;
+        socketOf(id).conn.on("packetCreate", () => state.writes[id]++);
+      }
+    }, clients.map((s, k) => [s.id, rooms(k)]));
+    const seen = clients.map((s) => recorder(s));
+
+    // Interleaved rooms, an except, then client 0 leaves r1 half-way: the
+    // broadcasts to r1 before the leave reach it, those after do not.
+    await c.exec(0, ({ io }, { n, leaver }) => {
+      for (let i = 0; i < n; i++) {
+        io.to(`r${i % 5}`).emit("m", i);
+        if (i % 7 === 0) io.to(["r0", "r3"]).except("r4").emit("x", i);
+        if (i === n / 2) io.in(leaver).socketsLeave("r1");
+      }
+    }, { n: N, leaver: clients[0].id });
+
+    const expected = clients.map((_, k) => {
+      const mine = new Set(rooms(k));
+      const out = [];
+      for (let i = 0; i < N; i++) {
+        const r = `r${i % 5}`;
+        const left = k === 0 && r === "r1" && i > N / 2;
+        if (mine.has(r) && !left) out.push(`m:${i}`);
+        if (i % 7 === 0 && (mine.has("r0") || mine.has("r3")) && !mine.has("r4")) out.push(`x:${i}`);
+      }
+      return out;
+    });
+    await waitFor(() => seen.every((s, k) => s.length >= expected[k].length), 10_000, "every message");
+    await sleep(100);
+    for (let k = 0; k < clients.length; k++) assert.deepEqual(seen[k], expected[k], `client ${k}`);
+    // Emitted in one tick, they arrive in a few batches: each client got its
+    // messages in a few writes, not one write per message.
+    const writes = await c.exec(1, ({ state }) => state.writes);
+    for (let k = 0; k < clients.length; k++) {
+      const n = writes[clients[k].id];
+      assert.ok(n < expected[k].length / 4, `client ${k}: ${n} writes for ${expected[k].length} messages`);
+    }
   });
 });

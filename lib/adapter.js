@@ -78,8 +78,10 @@ class NodeClusterAdapter extends Adapter {
     this._closed = false;
     // serverCount() answer for the broadcastWithAck() call in progress, see there.
     this._ackServerCount = null;
-    // Remote broadcasts held for one write per client, see flushRemote().
+    // Remote broadcasts held for one write per client, see flushRemote():
+    // the current run (same targets) and earlier runs of the same batch.
     this._run = null;
+    this._parked = [];
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
     // The hub routes room broadcasts only to workers with a member in the
@@ -396,15 +398,18 @@ class NodeClusterAdapter extends Adapter {
       run.frames.push(parts.slice(1));
       return;
     }
-    this.flushRemote();
     const [o, volatile, compress, layout, kinds] = JSON.parse(meta.toString());
     if (layout === LAYOUT_FRAME && !volatile) {
       // Held until the end of the link's batch (or the next message of
-      // another shape): consecutive broadcasts to the same sockets then go to
-      // each WebSocket client in one write, see flushRemote().
+      // another kind): broadcasts that arrive together go to each WebSocket
+      // client in one write, see flushRemote(). A run for other targets is
+      // parked behind the current one (room broadcasts to many rooms).
+      if (run !== null && run.compress === compress) this._parked.push(run);
+      else this.flushRemote();
       this._run = { meta, opts: decodeOptions(o), compress, frames: [parts.slice(1)] };
       return;
     }
+    this.flushRemote();
     const opts = decodeOptions(o);
     const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
     let encoded;
@@ -420,23 +425,59 @@ class NodeClusterAdapter extends Adapter {
   }
 
   /**
-   * Delivers the run of held remote broadcasts (same targets, same flags).
-   * A client on a WebSocket that takes precomputed frames gets all of them
-   * in one write (Engine.IO would otherwise write each frame with its own
+   * Delivers the held remote broadcasts, in the order they arrived. A client
+   * on a WebSocket that takes precomputed frames gets all of its messages in
+   * one write (Engine.IO would otherwise write each frame with its own
    * syscall); any other client gets them one by one, as usual.
    */
   flushRemote() {
     const run = this._run;
     if (run === null) return;
     this._run = null;
+    if (this._parked.length === 0) return this._flushRun(run);
+    const runs = this._parked;
+    runs.push(run);
+    this._parked = [];
+    // socket → { runs: frame lists in arrival order, count: frames, last: run with its last frame }
+    const held = new Map();
+    for (const r of runs) {
+      let oneByOne = null;
+      this.apply(r.opts, (socket) => {
+        const h = held.get(socket);
+        if (h !== undefined) {
+          h.runs.push(r.frames);
+          h.count += r.frames.length;
+          h.last = r;
+          return;
+        }
+        if (takesFrames(socket) && !hasOutgoingListeners(socket)) {
+          held.set(socket, { runs: [r.frames], count: r.frames.length, last: r });
+          return;
+        }
+        // Nothing is ever held for such a socket: writing now keeps its order.
+        oneByOne ??= framePackets(r);
+        this._writeOneByOne(socket, oneByOne);
+      });
+    }
+    for (const [socket, h] of held) {
+      // `data` only matters to a transport that encodes it itself, which
+      // takesFrames() rules out: the last message's text stands for all.
+      const last = h.last;
+      last.text ??= frameText(last.frames[last.frames.length - 1]);
+      const frame = h.count === 1 ? last.frames[0] : [Buffer.concat(h.runs.flat(2))];
+      socket.client.writeToEngine(last.text, { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame });
+    }
+  }
+
+  /** Delivers one run of held broadcasts (same targets, same flags). */
+  _flushRun(run) {
     const { frames, compress } = run;
     // What is written is the same for every socket, so it is made once (on
     // first use) and shared, as socket.io shares a broadcast's packet options.
     let combined = null;
     let oneByOne = null;
     this.apply(run.opts, (socket) => {
-      const listened = !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
-      if (frames.length > 1 && !listened && takesFrames(socket)) {
+      if (frames.length > 1 && takesFrames(socket) && !hasOutgoingListeners(socket)) {
         // `data` only matters to a transport that encodes it itself, which
         // takesFrames() rules out.
         combined ??= {
@@ -446,15 +487,17 @@ class NodeClusterAdapter extends Adapter {
         socket.client.writeToEngine(combined.encoded, combined.opts);
         return;
       }
-      oneByOne ??= frames.map((frame) => ({
-        encoded: frameText(frame),
-        opts: { preEncoded: true, compress, wsPreEncodedFrame: frame },
-      }));
-      for (const { encoded, opts } of oneByOne) {
-        if (listened) socket.notifyOutgoingListeners(this._decodePacket(encoded));
-        socket.client.writeToEngine(encoded, opts);
-      }
+      oneByOne ??= framePackets(run);
+      this._writeOneByOne(socket, oneByOne);
     });
+  }
+
+  _writeOneByOne(socket, packets) {
+    const listened = hasOutgoingListeners(socket);
+    for (const { encoded, opts } of packets) {
+      if (listened) socket.notifyOutgoingListeners(this._decodePacket(encoded));
+      socket.client.writeToEngine(encoded, opts);
+    }
   }
 
   // ---- helpers -------------------------------------------------------------
@@ -463,7 +506,7 @@ class NodeClusterAdapter extends Adapter {
   _deliver(opts, encoded, packetOpts, getPacket) {
     this.apply(opts, (socket) => {
       // onAnyOutgoing listeners need the decoded packet; decode only for them.
-      if (socket._anyOutgoingListeners && socket._anyOutgoingListeners.length) {
+      if (hasOutgoingListeners(socket)) {
         socket.notifyOutgoingListeners(getPacket());
       }
       socket.client.writeToEngine(encoded, packetOpts);
@@ -527,6 +570,18 @@ function fromBuffers(parts, kinds) {
 /** The Socket.IO packet in a precomputed frame: its payload is "4" (Engine.IO message) + the packet. */
 function frameText(frame) {
   return [frame[frame.length - 1].toString("utf8", 1)];
+}
+
+/** A held run's frames as packets written one by one. */
+function framePackets(run) {
+  return run.frames.map((frame) => ({
+    encoded: frameText(frame),
+    opts: { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame },
+  }));
+}
+
+function hasOutgoingListeners(socket) {
+  return !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
 }
 
 /** True when the client's transport writes precomputed WebSocket frames as they are. */
