@@ -548,9 +548,27 @@ class NodeClusterAdapter extends Adapter {
 
 /** JSON keys of the rooms an operation targets; empty means every worker. */
 function targetRooms(opts) {
+  if (opts.rooms.size === 1) return oneRoom(opts.rooms.values().next().value).keys;
   const keys = [];
   for (const room of opts.rooms) keys.push(roomKey(room));
   return keys;
+}
+
+// What `io.to(room).emit()` sends for a room, made once per room: the hub's
+// room key and the meta part of a broadcast with no except and no flags.
+// Bounded: an app with more rooms than this starts over.
+const ONE_ROOM_CACHE = 1024;
+const oneRoomCache = new Map();
+
+function oneRoom(room) {
+  let entry = oneRoomCache.get(room);
+  if (entry === undefined) {
+    if (oneRoomCache.size >= ONE_ROOM_CACHE) oneRoomCache.clear();
+    const opts = encodeOptions({ rooms: new Set([room]) });
+    entry = { keys: [roomKey(room)], meta: Buffer.from(JSON.stringify([opts, 0, null, LAYOUT_FRAME])) };
+    oneRoomCache.set(room, entry);
+  }
+  return entry;
 }
 
 function kindsOf(encoded) {
@@ -594,13 +612,15 @@ function takesFrames(socket) {
   );
 }
 
-// The meta part of `io.emit()` (everyone, no flags), the most common broadcast.
+// The meta part of `io.emit()` (everyone, no flags), the most common broadcast
+// (`io.to(room).emit()` comes second, see oneRoom()).
 const EVERYONE_FRAME_META = Buffer.from(JSON.stringify([encodeOptions({ rooms: new Set() }), 0, null, LAYOUT_FRAME]));
 
 function broadcastParts(opts, flags, encoded, packetOpts) {
   const frame = packetOpts.wsPreEncodedFrame;
-  if (frame && opts.rooms.size === 0 && !(opts.except && opts.except.size) && isEmpty(flags)) {
-    return [EVERYONE_FRAME_META, ...frame];
+  if (frame && opts.rooms.size <= 1 && !(opts.except && opts.except.size) && isEmpty(flags)) {
+    const meta = opts.rooms.size === 0 ? EVERYONE_FRAME_META : oneRoom(opts.rooms.values().next().value).meta;
+    return [meta, ...frame];
   }
   const volatile = flags.volatile ? 1 : 0;
   const compress = flags.compress === undefined ? null : flags.compress;
