@@ -114,6 +114,23 @@ describe("broadcast", () => {
     assert.deepEqual(rec.calls, [[], [["r"]], []]);
   });
 
+  it("keeps a number room apart from the string room of the same digits", T, async () => {
+    const { c, clients } = env;
+    await join(c, 1, clients[1].id, 7);
+    await join(c, 2, clients[2].id, "7");
+    const rec = record(clients, "test");
+    const got = Promise.all([nextEvent(clients[1], "test"), nextEvent(clients[2], "test")]);
+    await c.exec(0, ({ io }) => {
+      io.to(7).emit("test", "number");
+      io.to("7").emit("test", "string");
+    });
+    assert.deepEqual(await got, [["number"], ["string"]]);
+    await sleep(QUIET_MS);
+    assert.deepEqual(rec.calls, [[], [["number"]], [["string"]]]);
+    const ids = await c.exec(0, async ({ io }) => (await io.in(7).fetchSockets()).map((s) => s.id));
+    assert.deepEqual(ids, [clients[1].id]);
+  });
+
   it("broadcasts to all clients except in room", T, async () => {
     const { c, clients } = env;
     await join(c, 1, clients[1].id, "room1");
