@@ -25,20 +25,19 @@ function fail(message) {
   process.exit(1);
 }
 
-function run(cmd, args, env = process.env) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit", env });
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit" });
   if (r.error) return r.error;
   return r.status === 0 ? null : new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
 }
 
-/** The napi CLI's entry script when it is installed (a checkout), else null. */
-function napiCli() {
+/** True when `@napi-rs/cli` is installed (a checkout with its devDependencies). */
+function hasNapiCli() {
   try {
-    const pkgJson = require.resolve("@napi-rs/cli/package.json", { paths: [ROOT] });
-    const bin = require(pkgJson).bin;
-    return path.join(path.dirname(pkgJson), typeof bin === "string" ? bin : bin.napi);
+    require.resolve("@napi-rs/cli/package.json", { paths: [ROOT] });
+    return true;
   } catch {
-    return null;
+    return false;
   }
 }
 
@@ -87,18 +86,10 @@ function buildWithCargo() {
 }
 
 function main() {
-  const cli = napiCli();
-  if (cli) {
-    const err = run(process.execPath, [
-      cli,
-      "build",
-      "--platform",
-      "--release",
-      "--js",
-      "binding.js",
-      "--dts",
-      "binding.d.ts",
-    ]);
+  if (hasNapiCli()) {
+    // The package's own `build` script; npm tells its hooks where it lives.
+    const npm = process.env.npm_execpath;
+    const err = npm ? run(process.execPath, [npm, "run", "build"]) : run("npm", ["run", "build"]);
     if (err) fail(`building the native addon failed: ${err.message}`);
     return;
   }
