@@ -126,3 +126,127 @@ describe("remote broadcasts emitted in one tick", () => {
     }
   });
 });
+
+// Local broadcasts of one synchronous stretch are delivered together in one
+// microtask (lib/adapter.js, holdLocal): the same guarantees, on the emitter.
+describe("local broadcasts emitted in one tick", () => {
+  it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms, binary and volatile packets, in few writes", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    await c.execAll(({ io }) => void io.of("/b"));
+    await c.waitForServerCount(2, { nsp: "/b" });
+    const ws = await c.connect(0, { forceNew: false });
+    const wsB = await c.connect(0, { nsp: "/b", forceNew: false });
+    assert.equal(ws.io, wsB.io, "both namespaces share one connection");
+    const poll = await c.connect(0, { transports: ["polling"] });
+    const watched = await c.connect(0);
+    await c.exec(0, ({ socketOf, state }, ids) => {
+      socketOf(ids.ws).join("r");
+      socketOf(ids.watched).join("r");
+      state.outgoing = [];
+      socketOf(ids.watched).onAnyOutgoing((event, arg) => state.outgoing.push(`${event}:${arg}`));
+      state.writes = 0;
+      socketOf(ids.ws).conn.on("packetCreate", () => state.writes++);
+    }, { ws: ws.id, watched: watched.id });
+    const wsSeen = recorder(ws, wsB);
+    const pollSeen = recorder(poll);
+    const watchedSeen = recorder(watched);
+
+    await c.exec(0, ({ io }, n) => {
+      for (let i = 0; i < n; i++) {
+        io.emit("m", i);
+        if (i % 10 === 0) io.of("/b").emit("b", i);
+        if (i % 15 === 0) io.to("r").emit("r", i);
+        if (i % 20 === 0) io.volatile.emit("v", i);
+        // A binary packet has no precomputed frame: it is written on its own, in its place.
+        if (i % 25 === 0) io.emit("bin", i, Buffer.from([i]));
+      }
+    }, N);
+
+    const expectedWs = [];
+    const expectedPoll = [];
+    for (let i = 0; i < N; i++) {
+      expectedWs.push(`m:${i}`);
+      expectedPoll.push(`m:${i}`);
+      if (i % 10 === 0) expectedWs.push(`b:${i}`);
+      if (i % 15 === 0) expectedWs.push(`r:${i}`);
+      if (i % 25 === 0) {
+        expectedWs.push(`bin:${i}`);
+        expectedPoll.push(`bin:${i}`);
+      }
+    }
+    const solid = (seen) => seen.filter((e) => !e.startsWith("v:"));
+    await waitFor(() => solid(wsSeen).length >= expectedWs.length && solid(pollSeen).length >= expectedPoll.length, 10_000, "every message");
+    await sleep(100);
+    assert.deepEqual(solid(wsSeen), expectedWs);
+    assert.deepEqual(solid(pollSeen), expectedPoll);
+    for (const seen of [wsSeen, pollSeen]) {
+      const order = seen.filter((e) => e.startsWith("v:") || e.startsWith("m:")).map((e) => Number(e.slice(2)));
+      for (let k = 1; k < order.length; k++) assert.ok(order[k] >= order[k - 1], `out of order: ${seen.join(" ")}`);
+    }
+    const expectedWatched = expectedWs.filter((e) => !e.startsWith("b:"));
+    await waitFor(() => solid(watchedSeen).length >= expectedWatched.length, 10_000, "every message on the watched socket");
+    assert.deepEqual(solid(watchedSeen), expectedWatched);
+    const outgoing = await c.exec(0, ({ state }) => state.outgoing);
+    assert.deepEqual(solid(outgoing), expectedWatched);
+    // Each switch of namespace starts a new group, and volatile and binary
+    // packets are written on their own: fewer writes than messages, not one.
+    const writes = await c.exec(0, ({ state }) => state.writes);
+    assert.ok(writes < expectedWs.length / 2, `${writes} writes for ${expectedWs.length} messages`);
+
+    // Without those breaks, the WebSocket client gets a whole tick's
+    // broadcasts, to everyone and to its room interleaved, in one write.
+    const before = wsSeen.length;
+    const after = await c.exec(0, ({ io, state }, n) => {
+      state.writes = 0;
+      for (let i = 0; i < n; i++) {
+        io.emit("m", i);
+        if (i % 3 === 0) io.to("r").emit("r", i);
+      }
+      return new Promise((resolve) => setTimeout(() => resolve(state.writes), 50));
+    }, N);
+    const expectedMore = [];
+    for (let i = 0; i < N; i++) {
+      expectedMore.push(`m:${i}`);
+      if (i % 3 === 0) expectedMore.push(`r:${i}`);
+    }
+    await waitFor(() => wsSeen.length >= before + expectedMore.length, 10_000, "the second burst");
+    assert.deepEqual(wsSeen.slice(before), expectedMore);
+    assert.equal(after, 1, `${after} writes for ${expectedMore.length} messages`);
+  });
+
+  it("keep their order with socketsLeave(), disconnectSockets() and broadcasts of another namespace in between", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    await c.execAll(({ io }) => void io.of("/b"));
+    await c.waitForServerCount(2, { nsp: "/b" });
+    const a = await c.connect(0);
+    const b = await c.connect(0, { forceNew: false });
+    const bB = await c.connect(0, { nsp: "/b", forceNew: false });
+    await c.exec(0, ({ socketOf }, ids) => {
+      socketOf(ids.a).join("r");
+      socketOf(ids.b).join("r");
+    }, { a: a.id, b: b.id });
+    const aSeen = recorder(a);
+    const bSeen = recorder(b, bB);
+    const bGone = new Promise((resolve) => b.on("disconnect", resolve));
+
+    await c.exec(0, ({ io }, ids) => {
+      io.to("r").emit("m", 0);
+      io.of("/b").emit("b", 1);
+      io.to("r").emit("m", 2);
+      // Applied after a microtask, like the delivery of what came before: a
+      // gets the broadcasts up to here, not those after.
+      io.in(ids.a).socketsLeave("r");
+      io.to("r").emit("m", 3);
+      io.of("/b").emit("b", 4);
+      io.in(ids.b).disconnectSockets();
+      io.to("r").emit("m", 5);
+      io.of("/b").emit("b", 6);
+    }, { a: a.id, b: b.id });
+
+    await bGone;
+    await sleep(200);
+    assert.deepEqual(aSeen, ["m:0", "m:2"]);
+    // b's "/" socket is disconnected after m:3; its "/b" socket stays and gets b:6.
+    assert.deepEqual(bSeen, ["m:0", "b:1", "m:2", "m:3", "b:4", "b:6"]);
+  });
+});

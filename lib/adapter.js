@@ -16,6 +16,7 @@ const { acquireLink, roomKey } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHubSocket } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
+const { HeldBroadcasts, frameText, hasOutgoingListeners } = require("./held");
 
 function randomId() {
   return randomBytes(8).toString("hex");
@@ -78,10 +79,8 @@ class NodeClusterAdapter extends Adapter {
     this._closed = false;
     // serverCount() answer for the broadcastWithAck() call in progress, see there.
     this._ackServerCount = null;
-    // Remote broadcasts held for one write per client, see flushRemote():
-    // the current run (same targets) and earlier runs of the same batch.
-    this._run = null;
-    this._parked = [];
+    // Remote broadcasts held until the end of the link's batch (see lib/held.js).
+    this._remote = new HeldBroadcasts(this);
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
     // The hub routes room broadcasts only to workers with a member in the
@@ -131,9 +130,11 @@ class NodeClusterAdapter extends Adapter {
     packet.nsp = this.nsp.name;
     const encoded = this._encode(packet, packetOpts);
     let error = null;
+    let meta = null;
     if (!flags.local && !this._targetsOneLocalSocket(opts)) {
       try {
         const parts = broadcastParts(opts, flags, encoded, packetOpts);
+        meta = parts[0];
         this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
       } catch (err) {
         error = err;
@@ -146,9 +147,7 @@ class NodeClusterAdapter extends Adapter {
     }
     // Local delivery happens after one tick, as in the stock adapter, so that
     // `io.emit("bye"); io.disconnectSockets()` keeps its order everywhere.
-    const delivered = Promise.resolve().then(() =>
-      this._deliver(opts, encoded, packetOpts, () => packet),
-    );
+    const delivered = holdLocal(this, meta, opts, encoded, packetOpts, packet);
     // Only a payload over maxFrameSize fails the emit itself: it can never be
     // delivered remotely, and the caller must hear it. Local clients still get it.
     if (error && error.code === "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw error;
@@ -242,6 +241,9 @@ class NodeClusterAdapter extends Adapter {
   }
 
   async _publishThenApply(opts, kind, data, apply) {
+    // Local broadcasts made before this operation are delivered before it is
+    // applied, those made after it after.
+    closeLocalGroup();
     if (!(opts.flags && opts.flags.local)) {
       try {
         const parts = [pack({ opts: encodeOptions(opts), ...data })];
@@ -393,24 +395,17 @@ class NodeClusterAdapter extends Adapter {
 
   _onRemoteBroadcast(parts) {
     const meta = parts[0];
-    const run = this._run;
-    if (run !== null && run.meta.equals(meta)) {
-      run.frames.push(parts.slice(1));
-      return;
-    }
+    const held = this._remote;
+    if (held.extend(meta, parts.slice(1))) return;
     const [o, volatile, compress, layout, kinds] = JSON.parse(meta.toString());
+    const opts = decodeOptions(o);
     if (layout === LAYOUT_FRAME && !volatile) {
       // Held until the end of the link's batch (or the next message of
-      // another kind): broadcasts that arrive together go to each WebSocket
-      // client in one write, see flushRemote(). A run for other targets is
-      // parked behind the current one (room broadcasts to many rooms).
-      if (run !== null && run.compress === compress) this._parked.push(run);
-      else this.flushRemote();
-      this._run = { meta, opts: decodeOptions(o), compress, frames: [parts.slice(1)] };
+      // another kind), see flushRemote().
+      held.startRun(meta, opts, compress, parts.slice(1));
       return;
     }
-    this.flushRemote();
-    const opts = decodeOptions(o);
+    held.flush();
     const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
     let encoded;
     if (layout === LAYOUT_FRAME) {
@@ -424,80 +419,9 @@ class NodeClusterAdapter extends Adapter {
     this._deliver(opts, encoded, packetOpts, () => packet || (packet = this._decodePacket(encoded)));
   }
 
-  /**
-   * Delivers the held remote broadcasts, in the order they arrived. A client
-   * on a WebSocket that takes precomputed frames gets all of its messages in
-   * one write (Engine.IO would otherwise write each frame with its own
-   * syscall); any other client gets them one by one, as usual.
-   */
+  /** Delivers the held remote broadcasts (the link calls this at the end of its batch). */
   flushRemote() {
-    const run = this._run;
-    if (run === null) return;
-    this._run = null;
-    if (this._parked.length === 0) return this._flushRun(run);
-    const runs = this._parked;
-    runs.push(run);
-    this._parked = [];
-    // socket → { runs: frame lists in arrival order, count: frames, last: run with its last frame }
-    const held = new Map();
-    for (const r of runs) {
-      let oneByOne = null;
-      this.apply(r.opts, (socket) => {
-        const h = held.get(socket);
-        if (h !== undefined) {
-          h.runs.push(r.frames);
-          h.count += r.frames.length;
-          h.last = r;
-          return;
-        }
-        if (takesFrames(socket) && !hasOutgoingListeners(socket)) {
-          held.set(socket, { runs: [r.frames], count: r.frames.length, last: r });
-          return;
-        }
-        // Nothing is ever held for such a socket: writing now keeps its order.
-        oneByOne ??= framePackets(r);
-        this._writeOneByOne(socket, oneByOne);
-      });
-    }
-    for (const [socket, h] of held) {
-      // `data` only matters to a transport that encodes it itself, which
-      // takesFrames() rules out: the last message's text stands for all.
-      const last = h.last;
-      last.text ??= frameText(last.frames[last.frames.length - 1]);
-      const frame = h.count === 1 ? last.frames[0] : [Buffer.concat(h.runs.flat(2))];
-      socket.client.writeToEngine(last.text, { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame });
-    }
-  }
-
-  /** Delivers one run of held broadcasts (same targets, same flags). */
-  _flushRun(run) {
-    const { frames, compress } = run;
-    // What is written is the same for every socket, so it is made once (on
-    // first use) and shared, as socket.io shares a broadcast's packet options.
-    let combined = null;
-    let oneByOne = null;
-    this.apply(run.opts, (socket) => {
-      if (frames.length > 1 && takesFrames(socket) && !hasOutgoingListeners(socket)) {
-        // `data` only matters to a transport that encodes it itself, which
-        // takesFrames() rules out.
-        combined ??= {
-          encoded: frameText(frames[frames.length - 1]),
-          opts: { preEncoded: true, compress, wsPreEncodedFrame: [Buffer.concat(frames.flat())] },
-        };
-        socket.client.writeToEngine(combined.encoded, combined.opts);
-        return;
-      }
-      oneByOne ??= framePackets(run);
-      this._writeOneByOne(socket, oneByOne);
-    });
-  }
-
-  _writeOneByOne(socket, packets) {
-    const listened = hasOutgoingListeners(socket);
-    for (const { encoded, opts } of packets) {
-      if (listened) socket.notifyOutgoingListeners(this._decodePacket(encoded));
-      socket.client.writeToEngine(encoded, opts);
-    }
+    this._remote.flush();
   }
 
   // ---- helpers -------------------------------------------------------------
@@ -546,6 +470,43 @@ class NodeClusterAdapter extends Adapter {
   }
 }
 
+// Local broadcasts of one synchronous stretch of code are held together and
+// delivered in one microtask, the one where the first of them would have been
+// delivered anyway: a client gets them in one write (see lib/held.js). One
+// open group for the whole process: namespaces share client connections, so a
+// broadcast of another namespace starts a new group, as does any operation
+// applied after a microtask (socketsJoin, disconnectSockets...): each group's
+// microtask then runs in the order of the calls.
+let openGroup = null;
+
+function holdLocal(adapter, meta, opts, encoded, packetOpts, packet) {
+  let group = openGroup;
+  if (group === null || group.adapter !== adapter) {
+    group = openGroup = { adapter, held: new HeldBroadcasts(adapter), delivered: null };
+    group.delivered = Promise.resolve().then(() => {
+      if (openGroup === group) openGroup = null;
+      try {
+        group.held.flush();
+      } catch (err) {
+        // socket.io does not look at broadcast()'s promise: a rejection would be unhandled.
+        debug("error while delivering broadcasts: %s", err && err.stack);
+      }
+    });
+  }
+  const held = group.held;
+  const frame = packetOpts.wsPreEncodedFrame;
+  if (meta === null || frame === undefined || packetOpts.volatile) {
+    held.addPlain(opts, encoded, packetOpts, () => packet);
+  } else if (!held.extend(meta, frame, encoded, packet)) {
+    held.startRun(meta, opts, packetOpts.compress, frame, encoded, packet);
+  }
+  return group.delivered;
+}
+
+function closeLocalGroup() {
+  openGroup = null;
+}
+
 /** JSON keys of the rooms an operation targets; empty means every worker. */
 function targetRooms(opts) {
   if (opts.rooms.size === 1) return oneRoom(opts.rooms.values().next().value).keys;
@@ -583,33 +544,6 @@ function toBuffers(encoded) {
 
 function fromBuffers(parts, kinds) {
   return parts.map((b, i) => (kinds[i] === "s" ? b.toString() : b));
-}
-
-/** The Socket.IO packet in a precomputed frame: its payload is "4" (Engine.IO message) + the packet. */
-function frameText(frame) {
-  return [frame[frame.length - 1].toString("utf8", 1)];
-}
-
-/** A held run's frames as packets written one by one. */
-function framePackets(run) {
-  return run.frames.map((frame) => ({
-    encoded: frameText(frame),
-    opts: { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame },
-  }));
-}
-
-function hasOutgoingListeners(socket) {
-  return !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
-}
-
-/** True when the client's transport writes precomputed WebSocket frames as they are. */
-function takesFrames(socket) {
-  const transport = socket.conn && socket.conn.transport;
-  return (
-    !!transport &&
-    typeof transport._canSendPreEncodedFrame === "function" &&
-    transport._canSendPreEncodedFrame({ options: { wsPreEncodedFrame: [] } })
-  );
 }
 
 // The meta part of `io.emit()` (everyone, no flags), the most common broadcast
