@@ -250,3 +250,92 @@ describe("local broadcasts emitted in one tick", () => {
     assert.deepEqual(bSeen, ["m:0", "b:1", "m:2", "m:3", "b:4", "b:6"]);
   });
 });
+
+// Binary broadcasts travel as WebSocket frames too (lib/frames.js): the
+// default parser's attachments and binary parsers' packets are held and
+// written like text ones, and reach clients of every kind intact.
+describe("binary broadcasts emitted in one tick", () => {
+  const PARSER = require.resolve("./fixtures/parser/binary");
+
+  /** Counts Engine.IO writes per socket id on `index` (state.writes). */
+  const countWrites = (c, index, ids) =>
+    c.exec(index, ({ socketOf, state }, ids) => {
+      state.writes = {};
+      for (const id of ids) {
+        state.writes[id] = 0;
+        socketOf(id).conn.on("packetCreate", () => state.writes[id]++);
+      }
+    }, ids);
+
+  it("with attachments reach local and remote, WebSocket and polling clients complete, in order and as binary, in few writes", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    const local = await c.connect(0);
+    const remote = await c.connect(1);
+    const poll = await c.connect(1, { transports: ["polling"] });
+    await c.exec(1, ({ socketOf }, id) => socketOf(id).join("r"), remote.id);
+    await countWrites(c, 0, [local.id]);
+    await countWrites(c, 1, [remote.id]);
+    const record = (s) => {
+      const seen = [];
+      s.on("bin", (i, buf) => seen.push(`bin:${i}:${Buffer.isBuffer(buf) ? [...buf].join(",") : typeof buf}`));
+      s.on("t", (i) => seen.push(`t:${i}`));
+      return seen;
+    };
+    const seen = [local, remote, poll].map(record);
+
+    await c.exec(0, ({ io }, n) => {
+      for (let i = 0; i < n; i++) {
+        io.emit("bin", i, Buffer.from([i % 256, 7, 0, 255]));
+        if (i % 4 === 0) io.to("r").emit("t", i);
+      }
+    }, N);
+
+    const all = [];
+    const inRoom = [];
+    for (let i = 0; i < N; i++) {
+      all.push(`bin:${i}:${i % 256},7,0,255`);
+      inRoom.push(`bin:${i}:${i % 256},7,0,255`);
+      if (i % 4 === 0) inRoom.push(`t:${i}`);
+    }
+    const expected = [all, inRoom, all];
+    await waitFor(() => seen.every((s, k) => s.length >= expected[k].length), 10_000, "every message");
+    await sleep(100);
+    for (let k = 0; k < seen.length; k++) assert.deepEqual(seen[k], expected[k], ["local", "remote", "polling"][k]);
+    const [localWrites, remoteWrites] = await Promise.all([0, 1].map((i) => c.exec(i, ({ state }) => state.writes)));
+    assert.ok(localWrites[local.id] < all.length / 4, `local: ${localWrites[local.id]} writes for ${all.length} messages`);
+    assert.ok(remoteWrites[remote.id] < inRoom.length / 4, `remote: ${remoteWrites[remote.id]} writes for ${inRoom.length} messages`);
+  });
+
+  it("with a binary parser reach local and remote clients complete and in order, in few writes", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2, serverOpts: { parserModule: PARSER } });
+    const parser = require(PARSER);
+    const local = await c.connect(0, { parser });
+    const remote = await c.connect(1, { parser });
+    const watched = await c.connect(1, { parser });
+    await countWrites(c, 0, [local.id]);
+    await countWrites(c, 1, [remote.id]);
+    await c.exec(1, ({ socketOf, state }, id) => {
+      state.outgoing = [];
+      socketOf(id).onAnyOutgoing((event, arg) => state.outgoing.push(`${event}:${arg}`));
+    }, watched.id);
+    const seen = [local, remote, watched].map((s) => recorder(s));
+
+    await c.exec(0, ({ io }, n) => {
+      for (let i = 0; i < n; i++) {
+        io.emit("m", i);
+        if (i % 50 === 0) io.volatile.emit("v", i);
+      }
+    }, N);
+
+    const expected = [];
+    for (let i = 0; i < N; i++) expected.push(`m:${i}`);
+    const solid = (s) => s.filter((e) => !e.startsWith("v:"));
+    await waitFor(() => seen.every((s) => solid(s).length >= N), 10_000, "every message");
+    await sleep(100);
+    for (const s of seen) assert.deepEqual(solid(s), expected);
+    assert.deepEqual(solid(await c.exec(1, ({ state }) => state.outgoing)), expected);
+    const [localWrites, remoteWrites] = await Promise.all([0, 1].map((i) => c.exec(i, ({ state }) => state.writes)));
+    assert.ok(localWrites[local.id] < N / 4, `local: ${localWrites[local.id]} writes for ${N} messages`);
+    assert.ok(remoteWrites[remote.id] < N / 4, `remote: ${remoteWrites[remote.id]} writes for ${N} messages`);
+  });
+});

@@ -21,6 +21,11 @@ process.on("warning", (w) => warnings.push({ name: w.name, message: w.message })
 const adapterModule = require(process.env.ADAPTER_MODULE);
 const adapterOpts = fromWire(JSON.parse(process.env.ADAPTER_OPTS || "{}"));
 const serverOpts = JSON.parse(process.env.SERVER_OPTS || "{}");
+// A parser cannot travel as JSON: tests name its module instead.
+if (serverOpts.parserModule) {
+  serverOpts.parser = require(serverOpts.parserModule);
+  delete serverOpts.parserModule;
+}
 const index = Number(process.env.WORKER_INDEX);
 
 const httpServer = http.createServer();

@@ -16,15 +16,12 @@ const { acquireLink, roomKey } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHubSocket } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
-const { HeldBroadcasts, frameText, hasOutgoingListeners } = require("./held");
+const { HeldBroadcasts, hasOutgoingListeners } = require("./held");
+const { kindsOf, framesOf, encodedOf } = require("./frames");
 
 function randomId() {
   return randomBytes(8).toString("hex");
 }
-
-// Layouts of the encoded packet in a BROADCAST payload.
-const LAYOUT_FRAME = 0; // parts = precomputed WebSocket frame buffers (single-string packet)
-const LAYOUT_PARTS = 1; // parts = encoder output; "s"/"b" per part in the meta
 
 function timeoutError(missing) {
   return new Error(`timeout reached: missing ${missing} responses`);
@@ -130,11 +127,11 @@ class NodeClusterAdapter extends Adapter {
     packet.nsp = this.nsp.name;
     const encoded = this._encode(packet, packetOpts);
     let error = null;
-    let meta = null;
+    // A BROADCAST payload: [meta, ...frames] (see broadcastParts()).
+    let parts = null;
     if (!flags.local && !this._targetsOneLocalSocket(opts)) {
       try {
-        const parts = broadcastParts(opts, flags, encoded, packetOpts);
-        meta = parts[0];
+        parts = broadcastParts(opts, flags, encoded, packetOpts);
         this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
       } catch (err) {
         error = err;
@@ -147,7 +144,7 @@ class NodeClusterAdapter extends Adapter {
     }
     // Local delivery happens after one tick, as in the stock adapter, so that
     // `io.emit("bye"); io.disconnectSockets()` keeps its order everywhere.
-    const delivered = holdLocal(this, meta, opts, encoded, packetOpts, packet);
+    const delivered = holdLocal(this, parts, opts, encoded, packetOpts, packet);
     // Only a payload over maxFrameSize fails the emit itself: it can never be
     // delivered remotely, and the caller must hear it. Local clients still get it.
     if (error && error.code === "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw error;
@@ -396,25 +393,21 @@ class NodeClusterAdapter extends Adapter {
   _onRemoteBroadcast(parts) {
     const meta = parts[0];
     const held = this._remote;
-    if (held.extend(meta, parts.slice(1))) return;
-    const [o, volatile, compress, layout, kinds] = JSON.parse(meta.toString());
+    const frame = parts.slice(1);
+    if (held.extend(meta, frame)) return;
+    const [o, volatile, compress, kinds] = JSON.parse(meta.toString());
     const opts = decodeOptions(o);
-    if (layout === LAYOUT_FRAME && !volatile) {
+    if (!volatile) {
       // Held until the end of the link's batch (or the next message of
       // another kind), see flushRemote().
-      held.startRun(meta, opts, compress, parts.slice(1));
+      held.startRun(meta, opts, compress, kinds, frame);
       return;
     }
     held.flush();
-    const packetOpts = { preEncoded: true, volatile: volatile || undefined, compress };
-    let encoded;
-    if (layout === LAYOUT_FRAME) {
-      const frame = parts.slice(1);
-      encoded = frameText(frame);
-      packetOpts.wsPreEncodedFrame = frame;
-    } else {
-      encoded = fromBuffers(parts.slice(1), kinds);
-    }
+    const packetOpts = { preEncoded: true, volatile: 1, compress };
+    // A text message is written as its frame, anything else part by part.
+    if (kinds === "s") packetOpts.wsPreEncodedFrame = frame;
+    const encoded = encodedOf(frame, kinds);
     let packet = null;
     this._deliver(opts, encoded, packetOpts, () => packet || (packet = this._decodePacket(encoded)));
   }
@@ -479,7 +472,7 @@ class NodeClusterAdapter extends Adapter {
 // microtask then runs in the order of the calls.
 let openGroup = null;
 
-function holdLocal(adapter, meta, opts, encoded, packetOpts, packet) {
+function holdLocal(adapter, parts, opts, encoded, packetOpts, packet) {
   let group = openGroup;
   if (group === null || group.adapter !== adapter) {
     group = openGroup = { adapter, held: new HeldBroadcasts(adapter), delivered: null };
@@ -494,11 +487,14 @@ function holdLocal(adapter, meta, opts, encoded, packetOpts, packet) {
     });
   }
   const held = group.held;
-  const frame = packetOpts.wsPreEncodedFrame;
-  if (meta === null || frame === undefined || packetOpts.volatile) {
+  if (parts === null || packetOpts.volatile) {
     held.addPlain(opts, encoded, packetOpts, () => packet);
-  } else if (!held.extend(meta, frame, encoded, packet)) {
-    held.startRun(meta, opts, packetOpts.compress, frame, encoded, packet);
+    return group.delivered;
+  }
+  const meta = parts[0];
+  const frame = packetOpts.wsPreEncodedFrame || parts.slice(1);
+  if (!held.extend(meta, frame, encoded, packet)) {
+    held.startRun(meta, opts, packetOpts.compress, kindsOf(encoded), frame, encoded, packet);
   }
   return group.delivered;
 }
@@ -526,16 +522,10 @@ function oneRoom(room) {
   if (entry === undefined) {
     if (oneRoomCache.size >= ONE_ROOM_CACHE) oneRoomCache.clear();
     const opts = encodeOptions({ rooms: new Set([room]) });
-    entry = { keys: [roomKey(room)], meta: Buffer.from(JSON.stringify([opts, 0, null, LAYOUT_FRAME])) };
+    entry = { keys: [roomKey(room)], meta: Buffer.from(JSON.stringify([opts, 0, null, "s"])) };
     oneRoomCache.set(room, entry);
   }
   return entry;
-}
-
-function kindsOf(encoded) {
-  let k = "";
-  for (const e of encoded) k += typeof e === "string" ? "s" : "b";
-  return k;
 }
 
 function toBuffers(encoded) {
@@ -546,25 +536,26 @@ function fromBuffers(parts, kinds) {
   return parts.map((b, i) => (kinds[i] === "s" ? b.toString() : b));
 }
 
-// The meta part of `io.emit()` (everyone, no flags), the most common broadcast
-// (`io.to(room).emit()` comes second, see oneRoom()).
-const EVERYONE_FRAME_META = Buffer.from(JSON.stringify([encodeOptions({ rooms: new Set() }), 0, null, LAYOUT_FRAME]));
+// The meta part of `io.emit()` of one text part (everyone, no flags), the
+// most common broadcast (`io.to(room).emit()` comes second, see oneRoom()).
+const EVERYONE_TEXT_META = Buffer.from(JSON.stringify([encodeOptions({ rooms: new Set() }), 0, null, "s"]));
 
+/**
+ * A broadcast as it travels: a meta part `[options, volatile, compress,
+ * kinds]` (JSON), then the WebSocket frames of the encoded packet (see
+ * lib/frames.js; Socket.IO made the frame of a single text part already).
+ */
 function broadcastParts(opts, flags, encoded, packetOpts) {
-  const frame = packetOpts.wsPreEncodedFrame;
-  if (frame && opts.rooms.size <= 1 && !(opts.except && opts.except.size) && isEmpty(flags)) {
-    const meta = opts.rooms.size === 0 ? EVERYONE_FRAME_META : oneRoom(opts.rooms.values().next().value).meta;
-    return [meta, ...frame];
+  const text = packetOpts.wsPreEncodedFrame;
+  const frames = framesOf(encoded, text);
+  if (text !== undefined && opts.rooms.size <= 1 && !(opts.except && opts.except.size) && isEmpty(flags)) {
+    const meta = opts.rooms.size === 0 ? EVERYONE_TEXT_META : oneRoom(opts.rooms.values().next().value).meta;
+    return [meta, ...frames];
   }
   const volatile = flags.volatile ? 1 : 0;
   const compress = flags.compress === undefined ? null : flags.compress;
-  const o = encodeOptions(opts);
-  if (frame) {
-    const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_FRAME]));
-    return [meta, ...frame];
-  }
-  const meta = Buffer.from(JSON.stringify([o, volatile, compress, LAYOUT_PARTS, kindsOf(encoded)]));
-  return [meta, ...toBuffers(encoded)];
+  const kinds = text !== undefined ? "s" : kindsOf(encoded);
+  return [Buffer.from(JSON.stringify([encodeOptions(opts), volatile, compress, kinds])), ...frames];
 }
 
 function isEmpty(obj) {

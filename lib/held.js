@@ -8,6 +8,9 @@
 //
 // Remote broadcasts are held until the end of the link's batch, local ones
 // until the microtask where Socket.IO would have delivered them anyway.
+// A held message is its frame list (see lib/frames.js).
+
+const { encodedOf, asWsFrame } = require("./frames");
 
 /** An ordered list of held broadcasts of one namespace. */
 class HeldBroadcasts {
@@ -41,13 +44,17 @@ class HeldBroadcasts {
     return true;
   }
 
-  /** Starts a run of frames for `opts` (not volatile: a volatile packet is plain). */
-  startRun(meta, opts, compress, frame, encoded, packet) {
+  /**
+   * Starts a run of messages for `opts` (not volatile: a volatile packet is
+   * plain) whose encoder output has the parts `kinds` ("s"/"b" each).
+   */
+  startRun(meta, opts, compress, kinds, frame, encoded, packet) {
     const local = encoded !== undefined;
     this._run = {
       meta,
       opts,
       compress,
+      kinds,
       frames: [frame],
       encoded: local ? [encoded] : null,
       packets: local ? [packet] : null,
@@ -93,13 +100,15 @@ class HeldBroadcasts {
   /** One run: what is written is the same for every socket, made once and shared. */
   _writeRun(run) {
     const { frames, compress } = run;
+    // One text message is one frame already; anything else is combined.
+    const combine = frames.length > 1 || run.kinds !== "s";
     let combined = null;
     let oneByOne = null;
     this._adapter.apply(run.opts, (socket) => {
-      if (frames.length > 1 && takesFrames(socket) && !hasOutgoingListeners(socket)) {
+      if (combine && takesFrames(socket) && !hasOutgoingListeners(socket)) {
         combined ??= {
-          encoded: lastText(run),
-          opts: { preEncoded: true, compress, wsPreEncodedFrame: [Buffer.concat(frames.flat())] },
+          encoded: lastPart(run),
+          opts: { preEncoded: true, compress, wsPreEncodedFrame: asWsFrame(frames.flat()) },
         };
         socket.client.writeToEngine(combined.encoded, combined.opts);
         return;
@@ -135,8 +144,8 @@ class HeldBroadcasts {
     const compress = runs[0].compress;
     for (const [socket, h] of held) {
       const last = h.last;
-      last.text ??= lastText(last);
-      const frame = h.count === 1 ? last.frames[0] : [Buffer.concat(h.frames.flat(2))];
+      last.text ??= lastPart(last);
+      const frame = asWsFrame(h.frames.flat(2));
       socket.client.writeToEngine(last.text, { preEncoded: true, compress, wsPreEncodedFrame: frame });
     }
   }
@@ -154,41 +163,50 @@ class HeldBroadcasts {
   }
 }
 
+/** The encoder output of a run's i-th message. */
+function encodedAt(run, i) {
+  return run.encoded !== null ? run.encoded[i] : encodedOf(run.frames[i], run.kinds);
+}
+
 /**
- * The encoded packet written with a combined frame. It only matters to a
- * transport that encodes packets itself, which takesFrames() rules out: the
- * last message's text stands for all.
+ * What is passed along with a combined frame: one part, so that Socket.IO
+ * writes the frame once. It only matters to a transport that encodes packets
+ * itself, which takesFrames() rules out: the last message's first part
+ * stands for all.
  */
-function lastText(run) {
-  const i = run.frames.length - 1;
-  return run.encoded !== null ? run.encoded[i] : frameText(run.frames[i]);
+function lastPart(run) {
+  const encoded = encodedAt(run, run.frames.length - 1);
+  return encoded.length === 1 ? encoded : [encoded[0]];
 }
 
-/** A run's frames as packets written one by one. */
+/**
+ * A run's messages as packets written one by one. A text message keeps its
+ * frame; any other is written part by part by Engine.IO, which frames each.
+ */
 function packetsOf(run) {
+  const text = run.kinds === "s";
   return run.frames.map((frame, i) => ({
-    encoded: run.encoded !== null ? run.encoded[i] : frameText(frame),
-    opts: { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame },
+    encoded: encodedAt(run, i),
+    opts: text ? { preEncoded: true, compress: run.compress, wsPreEncodedFrame: frame } : { preEncoded: true, compress: run.compress },
   }));
-}
-
-/** The Socket.IO packet in a precomputed frame: its payload is "4" (Engine.IO message) + the packet. */
-function frameText(frame) {
-  return [frame[frame.length - 1].toString("utf8", 1)];
 }
 
 function hasOutgoingListeners(socket) {
   return !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
 }
 
-/** True when the client's transport writes precomputed WebSocket frames as they are. */
+/**
+ * True when the client's transport writes precomputed WebSocket frames as
+ * they are, binary ones included (a client that asked for base64 does not).
+ */
 function takesFrames(socket) {
   const transport = socket.conn && socket.conn.transport;
   return (
     !!transport &&
+    transport.supportsBinary !== false &&
     typeof transport._canSendPreEncodedFrame === "function" &&
     transport._canSendPreEncodedFrame({ options: { wsPreEncodedFrame: [] } })
   );
 }
 
-module.exports = { HeldBroadcasts, frameText, hasOutgoingListeners };
+module.exports = { HeldBroadcasts, hasOutgoingListeners };

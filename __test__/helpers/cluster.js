@@ -341,7 +341,7 @@ class Cluster {
  *   workerScript    worker script (default __test__/worker.js)
  *   adapterOpts     options passed to createAdapter() in every worker
  *   primaryOpts     options passed to setupPrimary() (hub limits)
- *   serverOpts      options of `new Server()` in every worker
+ *   serverOpts      options of `new Server()` in every worker (`parserModule`: path of a parser module)
  *   env             extra environment of the workers
  *   forkBeforeSetup fork the workers before calling setupPrimary() (tutorial order)
  *   serialization   cluster IPC serialization; default "advanced" for the stock
