@@ -306,6 +306,34 @@ describe("binary broadcasts emitted in one tick", () => {
     assert.ok(remoteWrites[remote.id] < inRoom.length / 4, `remote: ${remoteWrites[remote.id]} writes for ${inRoom.length} messages`);
   });
 
+  it("reach clients with per-message deflate (which take no precomputed frames) complete, in order and as binary", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2, serverOpts: { perMessageDeflate: { threshold: 0 } } });
+    const local = await c.connect(0);
+    const remote = await c.connect(1);
+    const deflating = await c.exec(1, ({ socketOf }, id) => !!socketOf(id).conn.transport.perMessageDeflate, remote.id);
+    assert.ok(deflating, "the client negotiated per-message deflate");
+    const seen = [local, remote].map((s) => {
+      const out = [];
+      s.on("bin", (i, buf) => out.push(`bin:${i}:${Buffer.isBuffer(buf) ? [...buf].join(",") : typeof buf}`));
+      s.on("t", (i) => out.push(`t:${i}`));
+      return out;
+    });
+    await c.exec(0, ({ io }, n) => {
+      for (let i = 0; i < n; i++) {
+        io.emit("t", i);
+        if (i % 3 === 0) io.emit("bin", i, Buffer.from([i % 256, 1]));
+      }
+    }, 100);
+    const expected = [];
+    for (let i = 0; i < 100; i++) {
+      expected.push(`t:${i}`);
+      if (i % 3 === 0) expected.push(`bin:${i}:${i % 256},1`);
+    }
+    await waitFor(() => seen.every((s) => s.length >= expected.length), 10_000, "every message");
+    await sleep(100);
+    for (const s of seen) assert.deepEqual(s, expected);
+  });
+
   it("with a binary parser reach local and remote clients complete and in order, in few writes", T, async (t) => {
     const c = await clusterFor(t, { workers: 2, serverOpts: { parserModule: PARSER } });
     const parser = require(PARSER);
