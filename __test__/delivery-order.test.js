@@ -367,3 +367,32 @@ describe("binary broadcasts emitted in one tick", () => {
     assert.ok(remoteWrites[remote.id] < N / 4, `remote: ${remoteWrites[remote.id]} writes for ${N} messages`);
   });
 });
+
+// The emitter caches what it sends per room and receivers cache decoded
+// targets (lib/adapter.js, oneRoom and readMeta), both bounded: past their
+// size they start over, and nothing may go astray.
+describe("more distinct targets than the caches hold", () => {
+  it("still reach exactly their members", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    const client = await c.connect(1);
+    await c.exec(1, ({ socketOf }, id) => socketOf(id).join(["q7", 7, "q1499"]), client.id);
+    const seen = recorder(client);
+    await c.exec(0, ({ io }) => {
+      for (let i = 0; i < 1500; i++) {
+        io.to(`q${i}`).emit("room", i);
+        io.except(`x${i}`).emit("all", i);
+      }
+      io.to(7).emit("number", 7);
+      io.to("7").emit("string", 7);
+    });
+    const expected = [];
+    for (let i = 0; i < 1500; i++) {
+      if (i === 7 || i === 1499) expected.push(`room:${i}`);
+      expected.push(`all:${i}`);
+    }
+    expected.push("number:7");
+    await waitFor(() => seen.length >= expected.length, 10_000, "every message");
+    await sleep(100);
+    assert.deepEqual(seen, expected);
+  });
+});

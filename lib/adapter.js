@@ -395,8 +395,7 @@ class NodeClusterAdapter extends Adapter {
     const held = this._remote;
     const frame = parts.slice(1);
     if (held.extend(meta, frame)) return;
-    const [o, volatile, compress, kinds] = JSON.parse(meta.toString());
-    const opts = decodeOptions(o);
+    const { opts, volatile, compress, kinds } = readMeta(meta);
     if (!volatile) {
       // Held until the end of the link's batch (or the next message of
       // another kind), see flushRemote().
@@ -501,6 +500,24 @@ function holdLocal(adapter, parts, opts, encoded, packetOpts, packet) {
 
 function closeLocalGroup() {
   openGroup = null;
+}
+
+// Decoded meta parts of remote broadcasts, by their text: a receiver sees the
+// same few (one per room, for `io.to(room).emit()`) over and over. The
+// options in them are shared and only ever read (apply()). Bounded like
+// oneRoom()'s cache.
+const metaCache = new Map();
+
+function readMeta(meta) {
+  const key = meta.toString("latin1");
+  let m = metaCache.get(key);
+  if (m === undefined) {
+    const [o, volatile, compress, kinds] = JSON.parse(meta.toString());
+    m = { opts: decodeOptions(o), volatile, compress, kinds };
+    if (metaCache.size >= ONE_ROOM_CACHE) metaCache.clear();
+    metaCache.set(key, m);
+  }
+  return m;
 }
 
 /** JSON keys of the rooms an operation targets; empty means every worker. */
