@@ -12,7 +12,7 @@ const { randomBytes } = require("node:crypto");
 const { Adapter } = require("socket.io-adapter");
 const debug = require("debug")("socket.io-cluster-rs");
 const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
-const { acquireLink, roomKey } = require("./link");
+const { acquireLink, roomKey, publishHeader } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHubSocket } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
@@ -78,6 +78,9 @@ class NodeClusterAdapter extends Adapter {
     this._ackServerCount = null;
     // Remote broadcasts held until the end of the link's batch (see lib/held.js).
     this._remote = new HeldBroadcasts(this);
+    // Hub headers of broadcasts to everyone and to one room (see _publishBroadcast()).
+    this._everyoneHeader = null;
+    this._roomHeaders = new Map();
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
     // The hub routes room broadcasts only to workers with a member in the
@@ -132,7 +135,7 @@ class NodeClusterAdapter extends Adapter {
     if (!flags.local && !this._targetsOneLocalSocket(opts)) {
       try {
         parts = broadcastParts(opts, flags, encoded, packetOpts);
-        this._link.publish(this.nsp.name, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
+        this._publishBroadcast(opts, !!flags.volatile, parts);
       } catch (err) {
         error = err;
         debug("[%s] error while broadcasting message: %s", this.uid, err.message);
@@ -149,6 +152,30 @@ class NodeClusterAdapter extends Adapter {
     // delivered remotely, and the caller must hear it. Local clients still get it.
     if (error && error.code === "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw error;
     return delivered;
+  }
+
+  /**
+   * The hub routes by namespace and rooms only: the header of a broadcast to
+   * everyone or to one room is encoded once and reused (bounded like
+   * oneRoom()'s cache), which saves converting and encoding it per emit.
+   */
+  _publishBroadcast(opts, volatile, parts) {
+    if (volatile || opts.rooms.size > 1) {
+      return this._link.publish(this.nsp.name, Kind.BROADCAST, volatile, targetRooms(opts), parts);
+    }
+    let header;
+    if (opts.rooms.size === 0) {
+      header = this._everyoneHeader ??= publishHeader(this.nsp.name, Kind.BROADCAST, false, []);
+    } else {
+      const room = opts.rooms.values().next().value;
+      header = this._roomHeaders.get(room);
+      if (header === undefined) {
+        if (this._roomHeaders.size >= ONE_ROOM_CACHE) this._roomHeaders.clear();
+        header = publishHeader(this.nsp.name, Kind.BROADCAST, false, oneRoom(room).keys);
+        this._roomHeaders.set(room, header);
+      }
+    }
+    this._link.publishWith(header, parts);
   }
 
   broadcastWithAck(packet, opts, clientCountCallback, ack) {

@@ -134,6 +134,14 @@ class HubLink {
     this.kick();
   }
 
+  /** publish() with a header from publishHeader(), for targets published to over and over. */
+  publishWith(header, parts) {
+    this.assertUp();
+    this.countOut(parts);
+    sizeChecked(() => this.native.publishWith(header, parts));
+    this.kick();
+  }
+
   roomAdd(nsp, room) {
     this.native.roomAdd(nsp, roomKey(room));
     // Written now, not at the end of the tick: a socket joins a room before
@@ -452,6 +460,14 @@ function roomKey(room) {
   return JSON.stringify(room);
 }
 
+/**
+ * The encoded hub header of a publish of `kind` to `nsp`, for
+ * HubLink#publishWith(); `rooms` as for HubLink#publish().
+ */
+function publishHeader(nsp, kind, volatile, rooms) {
+  return binding.publishHeader(nsp, kind, volatile, rooms);
+}
+
 /** Turns the addon's size error into a RangeError that names the option. */
 function sizeChecked(send) {
   try {
@@ -476,4 +492,4 @@ function acquireLink(path, opts) {
   return link;
 }
 
-module.exports = { acquireLink, roomKey };
+module.exports = { acquireLink, roomKey, publishHeader };

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use napi::bindgen_prelude::{BufferSlice, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -19,6 +19,19 @@ use crate::paths;
 #[napi]
 pub fn protocol_version() -> u32 {
     frame::PROTOCOL_VERSION
+}
+
+/// The encoded header of a publish to `nsp` (see `Link.publishWith`):
+/// `rooms` are JSON room names, empty for every worker serving `nsp`.
+#[napi]
+pub fn publish_header(nsp: String, kind: u32, volatile: bool, rooms: Vec<String>) -> Buffer {
+    frame::encode_header(&Header::Publish {
+        nsp,
+        kind: kind as u8,
+        volatile,
+        rooms,
+    })
+    .into()
 }
 
 /// Returns `<base>/socket.io-cluster-rs-<uid>/<pid>.sock`. With `create`, the
@@ -249,7 +262,7 @@ impl JsLink {
         })
     }
 
-    fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
+    fn check_size(&self, parts: &[BufferSlice]) -> Result<()> {
         let size = frame::parts_len(parts) + 64;
         if size > self.max_frame {
             return Err(Error::new(
@@ -260,6 +273,11 @@ impl JsLink {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
+        self.check_size(parts)?;
         Ok(self
             .inner
             .send_with(|out| encode_parts_into(out, header, parts)))
@@ -295,6 +313,18 @@ impl JsLink {
             rooms,
         };
         self.send_parts(&header, &parts)
+    }
+
+    /// [`publish`](Self::publish) with a header made by
+    /// [`publish_header`]: a worker publishing to the same targets over and
+    /// over converts and encodes them once. The hub checks every header it
+    /// receives, so a wrong one only costs this worker its connection.
+    #[napi]
+    pub fn publish_with(&self, header: BufferSlice, parts: Vec<BufferSlice>) -> Result<bool> {
+        self.check_size(&parts)?;
+        Ok(self
+            .inner
+            .send_with(|out| frame::encode_parts_with_header_into(out, &header, &parts)))
     }
 
     /// Sends a request that every other live worker serving `spec.nsp` (with

@@ -174,12 +174,22 @@ pub fn encode_parts<P: AsRef<[u8]>>(header: &Header, parts: &[P]) -> Bytes {
 /// [`encode_parts`] appending to `out`: the frame is written once, straight
 /// into the buffer it leaves the process from.
 pub fn encode_parts_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, header: &Header, parts: &[P]) {
-    let h = header_bytes(header);
+    encode_parts_with_header_into(out, &header_bytes(header), parts);
+}
+
+/// The msgpack bytes of `header`, for [`encode_parts_with_header_into`]: a
+/// sender that sends many frames with the same header encodes it once.
+pub fn encode_header(header: &Header) -> Vec<u8> {
+    header_bytes(header)
+}
+
+/// [`encode_parts_into`] with the header already encoded (see [`encode_header`]).
+pub fn encode_parts_with_header_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, h: &[u8], parts: &[P]) {
     let body_len = 4 + h.len() + parts_len(parts);
     out.reserve(4 + body_len);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    out.extend_from_slice(&h);
+    out.extend_from_slice(h);
     out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
     for p in parts {
         out.extend_from_slice(&(p.as_ref().len() as u32).to_le_bytes());
@@ -430,6 +440,32 @@ mod tests {
         assert_eq!(&got[0][..], b"meta");
         assert_eq!(&got[1][..], b"");
         assert_eq!(&got[2][..], b"\x00\x01\x02");
+    }
+
+    #[test]
+    fn a_frame_with_a_header_encoded_once_is_the_same_frame() {
+        let header = Header::Publish {
+            nsp: "/chat".into(),
+            kind: 3,
+            volatile: false,
+            rooms: vec!["\"r1\"".into()],
+        };
+        let parts: Vec<&[u8]> = vec![b"meta", b"\x81\x05", b"4hello"];
+        let encoded_once = encode_header(&header);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for _ in 0..2 {
+            encode_parts_into(&mut a, &header, &parts);
+            encode_parts_with_header_into(&mut b, &encoded_once, &parts);
+        }
+        assert_eq!(a, b);
+        let mut fb = FrameBuffer::new(1 << 20);
+        fb.extend(&b);
+        for _ in 0..2 {
+            let f = fb.next_frame().unwrap().unwrap();
+            assert_eq!(f.header, header);
+            assert_eq!(split_parts(f.payload).unwrap().len(), 3);
+        }
     }
 
     #[test]
