@@ -3,8 +3,8 @@
 // WebSocket with its own syscall, the largest per-message cost of a busy
 // worker; broadcasts held here reach a client that takes precomputed frames
 // in one write, whatever rooms they target, still as one WebSocket message
-// each and in order. Other clients (polling, `onAnyOutgoing` listeners) get
-// them one by one, as usual.
+// each and in order. Other clients (polling, per-message deflate,
+// `onAnyOutgoing` listeners) get them one by one, as usual.
 //
 // Remote broadcasts are held until the end of the link's batch, local ones
 // until the microtask where Socket.IO would have delivered them anyway.
@@ -17,15 +17,11 @@ class HeldBroadcasts {
   /** @param adapter - the namespace's adapter (for apply(), _deliver(), _decodePacket()) */
   constructor(adapter) {
     this._adapter = adapter;
-    // Runs (consecutive frames with the same targets and flags, whose targets
-    // are resolved once) and plain entries (broadcasts that cannot be held:
-    // binary, volatile), in the order they were added.
+    // Runs (consecutive messages with the same targets and flags, whose
+    // targets are resolved once) and plain entries (volatile broadcasts, and
+    // local ones that were not published), in the order they were added.
     this._entries = [];
     this._run = null; // the last entry, when it is a run
-  }
-
-  get empty() {
-    return this._entries.length === 0;
   }
 
   /**
