@@ -18,6 +18,7 @@ const METRICS = {
     ["cpuPrimary", "primary CPU s / 10k deliveries"],
     ["cpuWorkers", "workers CPU s / 10k deliveries"],
     ["cpuReceivers", "receiving workers CPU s / 10k remote deliveries", (sc) => !sc.allEmit],
+    ["cpuClients", "client processes CPU s / 10k deliveries (same work for both)"],
     ["rssPrimaryMB", "primary peak RSS (MiB)"],
     ["rssWorkerMaxMB", "largest worker peak RSS (MiB)"],
   ],

@@ -71,11 +71,12 @@ function buildGroups(W, quick) {
 
 let sidSeq = 0;
 
-/** CPU seconds and peak RSS of the primary and every worker still alive. */
+/** CPU seconds of the primary, every worker still alive and the client processes. */
 function resourceSnapshot(cl) {
   return {
     primaryCpu: cpuSnapshot(cl.primary.pid),
     workerCpu: cl.workers.map((w) => cpuSnapshot(w.pid)),
+    clientCpu: cl.clients.map((c) => cpuSnapshot(c.pid)),
   };
 }
 function resetPeaks(cl) {
@@ -97,12 +98,17 @@ function resourceWindow(cl, before) {
     if (i > 0) receivers += used;
   }
   const primary = cpuBetween(before.primaryCpu, after.primaryCpu);
+  // The same work with either adapter; shown so that a reader sees how much
+  // of the machine is left to the servers.
+  let clients = 0;
+  for (let i = 0; i < after.clientCpu.length; i++) clients += cpuBetween(before.clientCpu[i], after.clientCpu[i]) || 0;
   // CPU seconds per `per` units of work (deliveries or requests);
   // `remoteUnits`, when given, are the deliveries made by workers 1..W-1.
   return (units, per, remoteUnits) => ({
     cpuPrimary: units > 0 ? (primary * per) / units : null,
     cpuWorkers: units > 0 ? (workers * per) / units : null,
     cpuReceivers: remoteUnits > 0 ? (receivers * per) / remoteUnits : null,
+    cpuClients: units > 0 ? (clients * per) / units : null,
     rssPrimaryMB,
     rssWorkerMaxMB,
   });
