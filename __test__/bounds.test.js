@@ -161,6 +161,41 @@ describe("maxFrameSize", () => {
   });
 });
 
+describe("maxFrameSize, counted exactly", () => {
+  it("an emit just under the limit with a long room name is either refused with a RangeError or delivered; the link stays up", T, async (t) => {
+    const M = 64 * 1024;
+    const c = await clusterFor(t, { workers: 2, adapterOpts: { maxFrameSize: M }, primaryOpts: { maxFrameSize: M } });
+    const member = await c.connect(1);
+    const room = "r".repeat(300); // a hub header far longer than a short room's
+    await c.exec(1, ({ socketOf }, { id, room }) => socketOf(id).join(room), { id: member.id, room });
+    const got = nextEvent(member, "edge", 5000);
+    // Walk down from the limit to the first size the worker accepts: the hub
+    // must accept it too (before, the worker counted ~64 bytes for the
+    // header, and a frame the hub refused cost the worker its connection).
+    const r = await c.exec(0, ({ io }, { M, room }) => {
+      let refused = 0;
+      for (let size = M; size > M - 1000; size--) {
+        try {
+          io.to(room).emit("edge", "a".repeat(size));
+          return { size, refused };
+        } catch (err) {
+          if (err.code !== "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw err;
+          refused++;
+        }
+      }
+      return { size: 0, refused };
+    }, { M, room });
+    assert.ok(r.size > 0 && r.refused > 0, JSON.stringify(r));
+    const [payload] = await got;
+    assert.equal(payload.length, r.size);
+    // Still connected: the hub counts both workers and a broadcast goes through.
+    await c.waitForServerCount(2);
+    const after = nextEvent(member, "small", 3000);
+    await c.exec(0, ({ io }) => io.emit("small", 1));
+    await after;
+  });
+});
+
 describe("a worker too slow to read", () => {
   it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async (t) => {
     const MSGS = 2000;

@@ -10,7 +10,7 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::batch;
-use crate::frame::{self, encode, encode_parts_into, Header};
+use crate::frame::{self, encode, Header};
 use crate::hub::{self, HubEvent};
 use crate::link;
 use crate::paths;
@@ -262,8 +262,10 @@ impl JsLink {
         })
     }
 
-    fn check_size(&self, parts: &[BufferSlice]) -> Result<()> {
-        let size = frame::parts_len(parts) + 64;
+    /// Refuses a frame the hub would refuse (and drop this connection for):
+    /// its body is the header's length, the header and the parts.
+    fn check_size(&self, header: &[u8], parts: &[BufferSlice]) -> Result<()> {
+        let size = 4 + header.len() + frame::parts_len(parts);
         if size > self.max_frame {
             return Err(Error::new(
                 Status::InvalidArg,
@@ -277,10 +279,11 @@ impl JsLink {
     }
 
     fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
-        self.check_size(parts)?;
+        let header = frame::encode_header(header);
+        self.check_size(&header, parts)?;
         Ok(self
             .inner
-            .send_with(|out| encode_parts_into(out, header, parts)))
+            .send_with(|out| frame::encode_parts_with_header_into(out, &header, parts)))
     }
 
     /// Announces that an adapter for `nsp` started in this worker.
@@ -321,7 +324,7 @@ impl JsLink {
     /// receives, so a wrong one only costs this worker its connection.
     #[napi]
     pub fn publish_with(&self, header: BufferSlice, parts: Vec<BufferSlice>) -> Result<bool> {
-        self.check_size(&parts)?;
+        self.check_size(&header, &parts)?;
         Ok(self
             .inner
             .send_with(|out| frame::encode_parts_with_header_into(out, &header, &parts)))
