@@ -214,6 +214,26 @@ describe("local broadcasts emitted in one tick", () => {
     assert.equal(after, 1, `${after} writes for ${expectedMore.length} messages`);
   });
 
+  it("come after the socket's own synchronous emits, as with the stock adapter (README, difference 12)", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    const client = await c.connect(0);
+    const seen = recorder(client);
+    await c.exec(0, ({ io, socketOf }, id) => {
+      const socket = socketOf(id);
+      io.emit("m", "a");
+      Promise.resolve().then(() => socket.emit("m", "b"));
+      io.emit("m", "c");
+      socket.emit("m", "d");
+      queueMicrotask(() => queueMicrotask(() => socket.emit("m", "e")));
+      io.emit("m", "f");
+    }, client.id);
+    await waitFor(() => seen.length >= 6, 5000, "six messages");
+    // d: synchronous; a, c, f: the broadcasts of this stretch, delivered
+    // together one microtask later; b and e: queued behind that microtask
+    // (the stock adapter delivers b between a and c).
+    assert.deepEqual(seen, ["m:d", "m:a", "m:c", "m:f", "m:b", "m:e"]);
+  });
+
   it("keep their order with socketsLeave(), disconnectSockets() and broadcasts of another namespace in between", T, async (t) => {
     const c = await clusterFor(t, { workers: 2 });
     await c.execAll(({ io }) => void io.of("/b"));
