@@ -196,6 +196,33 @@ describe("maxFrameSize, counted exactly", () => {
   });
 });
 
+describe("maxFrameSize, per worker", () => {
+  it("a worker with a smaller limit still receives the others' larger messages, and keeps its own limit for what it sends", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2 });
+    const small = await c.fork({ ADAPTER_OPTS: JSON.stringify({ maxFrameSize: 16 * 1024 }) });
+    await c.waitForServerCount(3);
+    const client = await c.connect(small);
+    const got = nextEvent(client, "big", 5000);
+    await c.exec(0, ({ io }) => io.emit("big", "x".repeat(64 * 1024)));
+    const [payload] = await got;
+    assert.equal(payload.length, 64 * 1024);
+    const sent = await c.exec(small, ({ io }) => {
+      try {
+        io.emit("big", "y".repeat(32 * 1024));
+        return "sent";
+      } catch (err) {
+        return err.code;
+      }
+    });
+    assert.equal(sent, "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE");
+    // Its connection to the hub is intact.
+    await c.waitForServerCount(3);
+    const after = nextEvent(client, "small", 3000);
+    await c.exec(1, ({ io }) => io.emit("small", 1));
+    await after;
+  });
+});
+
 describe("a worker too slow to read", () => {
   it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async (t) => {
     const MSGS = 2000;

@@ -21,10 +21,25 @@ use bytes::Bytes;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::frame::{encode, Frame, FrameBuffer, FrameError, Header, NodeId, PROTOCOL_VERSION};
+use crate::frame::{
+    encode, Frame, FrameBuffer, FrameError, Header, NodeId, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
+};
 use crate::sock::{self, write_now, Reader};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// More than the hub's header on a forwarded message can add to the
+/// sender's (a node id or request id in place of flags and rooms).
+const FORWARD_HEADER_SLACK: usize = 1024;
+
+/// Largest frame accepted from the hub. `max_frame` bounds what this worker
+/// sends; what it receives is bounded by the senders' own limits, which may be
+/// larger, and by the hub's (64 MiB unless raised), plus the slack of a
+/// forwarded header. Refusing such a frame would cost this worker its
+/// connection to the hub.
+fn incoming_limit(max_frame: usize) -> usize {
+    max_frame.max(DEFAULT_MAX_FRAME) + FORWARD_HEADER_SLACK
+}
 
 /// What the link tells JS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,7 +373,7 @@ async fn run(
         .await
         .map_err(|e| format!("cannot greet the hub: {e}"))?;
 
-    let mut fb = FrameBuffer::new(options.max_frame);
+    let mut fb = FrameBuffer::new(incoming_limit(options.max_frame));
     let welcome = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut rd, &mut fb)).await;
     match welcome {
         Ok(Ok(Some(Frame {
