@@ -223,6 +223,30 @@ describe("maxFrameSize, per worker", () => {
   });
 });
 
+describe("maxFrameSize of the hub", () => {
+  it("below the workers' own: a larger emit throws a RangeError naming setupPrimary(), and the worker stays connected", T, async (t) => {
+    const c = await clusterFor(t, { workers: 2, primaryOpts: { maxFrameSize: 32 * 1024 } });
+    const client = await c.connect(1);
+    const r = await c.exec(0, ({ io }) => {
+      try {
+        io.emit("big", "x".repeat(48 * 1024));
+        return "sent";
+      } catch (err) {
+        return { name: err.name, code: err.code, message: err.message };
+      }
+    });
+    assert.equal(r.name, "RangeError", JSON.stringify(r));
+    assert.equal(r.code, "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE");
+    assert.match(r.message, /the hub's maxFrameSize \(32768 bytes\).*setupPrimary\(\)/);
+    // Under the hub's limit everything goes through, on a connection that is still up.
+    await c.waitForServerCount(2);
+    const got = nextEvent(client, "fits", 3000);
+    await c.exec(0, ({ io }) => io.emit("fits", "y".repeat(16 * 1024)));
+    const [payload] = await got;
+    assert.equal(payload.length, 16 * 1024);
+  });
+});
+
 describe("a worker too slow to read", () => {
   it("the hub's queue for it stays bounded; every dropped message is counted and reported", T, async (t) => {
     const MSGS = 2000;

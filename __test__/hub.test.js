@@ -14,6 +14,8 @@ const { spawn, spawnSync } = require("node:child_process");
 const root = path.join(__dirname, "..");
 const binding = require("../lib/native");
 
+const PROTOCOL = binding.protocolVersion();
+
 /** A hub in this process, on a fresh private directory. */
 function startHub(t, limits = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-hubtest-"));
@@ -139,7 +141,7 @@ test("a lying length prefix is refused before anything is buffered", async (t) =
 
 test("a truncated frame is refused", async (t) => {
   const { sock, waitFor } = startHub(t);
-  await rawSend(sock, helloFrame(1).subarray(0, 12));
+  await rawSend(sock, helloFrame(PROTOCOL).subarray(0, 12));
   const refused = await waitFor((e) => e.kind === "refused");
   assert.match(refused.reason, /truncated/);
 });
@@ -148,13 +150,13 @@ test("another protocol version is refused with a clear reason", async (t) => {
   const { sock, waitFor } = startHub(t);
   await rawSend(sock, helloFrame(999));
   const refused = await waitFor((e) => e.kind === "refused");
-  assert.match(refused.reason, /protocol version mismatch.*speaks 999, hub speaks 1/);
+  assert.match(refused.reason, new RegExp(`protocol version mismatch.*speaks 999, hub speaks ${PROTOCOL}\\b`));
 });
 
 test("garbage after a valid handshake drops that worker with a logged reason", async (t) => {
   const { sock, waitFor } = startHub(t);
   const body = Buffer.concat([Buffer.from([3, 0, 0, 0]), Buffer.from([0xc1, 0xc1, 0xc1])]);
-  await rawSend(sock, Buffer.concat([helloFrame(1), frame(body)]));
+  await rawSend(sock, Buffer.concat([helloFrame(PROTOCOL), frame(body)]));
   const dropped = await waitFor((e) => e.kind === "disconnected" && e.reason);
   assert.match(dropped.reason, /malformed frame header/);
   assert.equal((await linkUp(sock)).t, 1);
@@ -180,7 +182,13 @@ test("garbage from the hub after the handshake takes the worker's link down with
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-fake-"));
   const sock = path.join(dir, "fake.sock");
   const welcome = frame(
-    Buffer.concat([u32le(12), Buffer.from([0x81, 0xa7]), Buffer.from("Welcome"), Buffer.from([0x92, 0x01, 0x07])]),
+    Buffer.concat([
+      u32le(17),
+      Buffer.from([0x81, 0xa7]),
+      Buffer.from("Welcome"),
+      // [version, node 7, max_frame 1 MiB]
+      Buffer.from([0x93, PROTOCOL, 0x07, 0xce, 0x00, 0x10, 0x00, 0x00]),
+    ]),
   );
   const garbage = frame(Buffer.concat([u32le(3), Buffer.from([0xc1, 0xc1, 0xc1])]));
   const server = net.createServer((c) => {

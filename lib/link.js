@@ -473,10 +473,10 @@ function sizeChecked(send) {
   try {
     return send();
   } catch (err) {
-    if (!/exceeds maxFrameSize/.test(err.message)) throw err;
-    const e = new RangeError(
-      `socket.io-cluster-rs: ${err.message}; raise the maxFrameSize option of createAdapter() to send it`,
-    );
+    const m = /exceeds (the hub's )?maxFrameSize/.exec(err.message);
+    if (!m) throw err;
+    const where = m[1] ? "setupPrimary() in the primary" : "createAdapter()";
+    const e = new RangeError(`socket.io-cluster-rs: ${err.message}; raise the maxFrameSize option of ${where} to send it`);
     e.code = "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE";
     throw e;
   }

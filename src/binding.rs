@@ -266,13 +266,15 @@ impl JsLink {
     /// its body is the header's length, the header and the parts.
     fn check_size(&self, header: &[u8], parts: &[BufferSlice]) -> Result<()> {
         let size = 4 + header.len() + frame::parts_len(parts);
-        if size > self.max_frame {
+        let (limit, whose) = if size > self.max_frame {
+            (self.max_frame, "maxFrameSize")
+        } else {
+            (self.inner.hub_max_frame(), "the hub's maxFrameSize")
+        };
+        if size > limit {
             return Err(Error::new(
                 Status::InvalidArg,
-                format!(
-                    "message of {size} bytes exceeds maxFrameSize ({} bytes)",
-                    self.max_frame
-                ),
+                format!("message of {size} bytes exceeds {whose} ({limit} bytes)"),
             ));
         }
         Ok(())

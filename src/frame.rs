@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of this frame protocol. A hub and a link with different versions
 /// refuse each other at the handshake with a clear error.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default upper bound of one frame body, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -70,8 +70,13 @@ pub enum Header {
     RoomDel { nsp: String, room: String },
 
     // ---- hub → worker ----
-    /// Handshake accepted.
-    Welcome { version: u32, node: NodeId },
+    /// Handshake accepted. `max_frame`: the largest frame body the hub
+    /// accepts; a larger one would cost the worker its connection.
+    Welcome {
+        version: u32,
+        node: NodeId,
+        max_frame: u64,
+    },
     /// Handshake refused; the hub closes the connection after this frame.
     Refused { reason: String },
     /// A published message from node `from`.
@@ -385,6 +390,7 @@ mod tests {
             Header::Welcome {
                 version: 1,
                 node: 3,
+                max_frame: 1 << 20,
             },
             Header::Refused {
                 reason: "nope".into(),

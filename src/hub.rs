@@ -514,6 +514,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         let welcome = Header::Welcome {
             version: PROTOCOL_VERSION,
             node,
+            max_frame: shared.options.max_frame as u64,
         };
         push(&outbox, encode(&welcome, &[]));
         state.outboxes.insert(node, outbox);

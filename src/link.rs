@@ -117,6 +117,9 @@ struct Incoming {
     fd: Option<OwnedFd>,
     /// Frames read so far; holds what arrived right behind the Welcome.
     frames: Option<FrameBuffer>,
+    /// The largest frame body the hub accepts (from its Welcome; unbounded
+    /// until then).
+    hub_max_frame: usize,
 }
 
 /// Settings of a link.
@@ -208,6 +211,7 @@ impl Link {
         let incoming = Arc::new(Mutex::new(Incoming {
             fd: None,
             frames: None,
+            hub_max_frame: usize::MAX,
         }));
         let thread_incoming = incoming.clone();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -297,6 +301,11 @@ impl Link {
     }
 
     /// Takes bytes JS read from the socket; returns the frames completed.
+    /// The largest frame body the hub accepts (`usize::MAX` until it said).
+    pub fn hub_max_frame(&self) -> usize {
+        self.incoming().hub_max_frame
+    }
+
     pub fn feed(&self, bytes: &[u8]) -> Result<Vec<LinkEvent>, FrameError> {
         let mut incoming = self.incoming();
         let Some(fb) = incoming.frames.as_mut() else {
@@ -377,7 +386,9 @@ async fn run(
     let welcome = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut rd, &mut fb)).await;
     match welcome {
         Ok(Ok(Some(Frame {
-            header: Header::Welcome { node, .. },
+            header: Header::Welcome {
+                node, max_frame, ..
+            },
             ..
         }))) => {
             // From here on JS reads: this thread stops watching the socket.
@@ -385,6 +396,7 @@ async fn run(
             *incoming.lock().unwrap_or_else(|e| e.into_inner()) = Incoming {
                 fd: Some(js_reader),
                 frames: Some(fb),
+                hub_max_frame: usize::try_from(max_frame).unwrap_or(usize::MAX),
             };
             inbox.push(LinkEvent::Up { node });
             let mut out = sender.lock();
