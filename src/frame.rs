@@ -149,7 +149,8 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-fn header_bytes(header: &Header) -> Vec<u8> {
+/// The msgpack bytes of `header`.
+pub fn encode_header(header: &Header) -> Vec<u8> {
     // Serializing our own enum into a Vec cannot fail: every field is a plain
     // integer, bool or string.
     rmp_serde::to_vec(header).unwrap_or_default()
@@ -157,7 +158,7 @@ fn header_bytes(header: &Header) -> Vec<u8> {
 
 /// Encodes a whole frame (length prefix included) with `payload` copied once.
 pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
-    let h = header_bytes(header);
+    let h = encode_header(header);
     let body_len = 4 + h.len() + payload.len();
     let mut out = BytesMut::with_capacity(4 + body_len);
     out.put_u32_le(body_len as u32);
@@ -172,23 +173,14 @@ pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
 /// adapters use; the hub never looks inside it.
 pub fn encode_parts<P: AsRef<[u8]>>(header: &Header, parts: &[P]) -> Bytes {
     let mut out = Vec::new();
-    encode_parts_into(&mut out, header, parts);
+    encode_parts_with_header_into(&mut out, &encode_header(header), parts);
     Bytes::from(out)
 }
 
-/// [`encode_parts`] appending to `out`: the frame is written once, straight
-/// into the buffer it leaves the process from.
-pub fn encode_parts_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, header: &Header, parts: &[P]) {
-    encode_parts_with_header_into(out, &header_bytes(header), parts);
-}
-
-/// The msgpack bytes of `header`, for [`encode_parts_with_header_into`]: a
-/// sender that sends many frames with the same header encodes it once.
-pub fn encode_header(header: &Header) -> Vec<u8> {
-    header_bytes(header)
-}
-
-/// [`encode_parts_into`] with the header already encoded (see [`encode_header`]).
+/// [`encode_parts`] with the header already encoded (see [`encode_header`]: a
+/// sender that sends many frames with the same header encodes it once),
+/// appending to `out`: the frame is written once, straight into the buffer it
+/// leaves the process from.
 pub fn encode_parts_with_header_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, h: &[u8], parts: &[P]) {
     let body_len = 4 + h.len() + parts_len(parts);
     out.reserve(4 + body_len);
@@ -458,13 +450,12 @@ mod tests {
         };
         let parts: Vec<&[u8]> = vec![b"meta", b"\x81\x05", b"4hello"];
         let encoded_once = encode_header(&header);
-        let mut a = Vec::new();
         let mut b = Vec::new();
         for _ in 0..2 {
-            encode_parts_into(&mut a, &header, &parts);
             encode_parts_with_header_into(&mut b, &encoded_once, &parts);
         }
-        assert_eq!(a, b);
+        let once = encode_parts(&header, &parts);
+        assert_eq!(b, [&once[..], &once[..]].concat());
         let mut fb = FrameBuffer::new(1 << 20);
         fb.extend(&b);
         for _ in 0..2 {
