@@ -31,8 +31,18 @@ const index = Number(process.env.WORKER_INDEX);
 const httpServer = http.createServer();
 const io = new Server(httpServer, serverOpts);
 io.adapter(adapterModule.createAdapter(adapterOpts));
+// A broadcast before the adapter's connection is up (tests of what is queued
+// meanwhile); what it throws is kept for the test to read.
+let earlyEmitError = null;
+if (process.env.EMIT_AT_START) {
+  try {
+    io.emit("early", "x".repeat(Number(process.env.EMIT_AT_START)));
+  } catch (err) {
+    earlyEmitError = err.code || err.message;
+  }
+}
 
-const state = {};
+const state = { earlyEmitError };
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));

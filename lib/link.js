@@ -21,6 +21,7 @@ const EV = Object.freeze({
   TIMED_OUT: 9,
   COUNT: 10,
   DROPPED: 11,
+  TOO_LARGE: 12,
 });
 
 const DRAIN_BATCH = 256;
@@ -49,6 +50,7 @@ class HubLink {
       bytesOut: 0,
       droppedVolatile: 0,
       droppedOverflow: 0,
+      droppedTooLarge: 0,
     };
     this.native = new binding.Link(path, opts.heartbeatTimeout, opts.maxFrameSize, () => this.drain());
     // The socket this thread reads the hub's frames from, once the link is up.
@@ -412,6 +414,15 @@ class HubLink {
         // when this worker catches up after falling behind.
         console.warn(
           `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${volatile} volatile and ${overflow} other messages for it`,
+        );
+        return;
+      }
+      case EV.TOO_LARGE: {
+        const count = buf.readDoubleLE(pos);
+        const limit = buf.readDoubleLE(pos + 8);
+        this.counters.droppedTooLarge += count;
+        console.warn(
+          `socket.io-cluster-rs: ${count} message(s) sent by this worker (pid ${process.pid}) before its connection to the hub was up exceed the hub's maxFrameSize (${limit} bytes) and were not sent to other workers; raise the maxFrameSize option of setupPrimary() in the primary`,
         );
         return;
       }

@@ -22,6 +22,7 @@ pub mod ev {
     pub const TIMED_OUT: u8 = 9;
     pub const COUNT: u8 = 10;
     pub const DROPPED: u8 = 11;
+    pub const TOO_LARGE: u8 = 12;
 }
 
 struct Record<'a> {
@@ -80,6 +81,10 @@ pub fn encode(events: Vec<LinkEvent>, out: &mut Vec<u8>) {
         match event {
             LinkEvent::Up { node } => Record::start(out, ev::UP).u32(node).end(),
             LinkEvent::Down { reason } => Record::start(out, ev::DOWN).str(&reason).end(),
+            LinkEvent::TooLarge { count, limit } => Record::start(out, ev::TOO_LARGE)
+                .f64(count as f64)
+                .f64(limit as f64)
+                .end(),
             LinkEvent::Frame(f) => match f.header {
                 Header::Message { nsp, from, kind } => Record::start(out, ev::MESSAGE)
                     .u32(from)

@@ -50,6 +50,9 @@ pub enum LinkEvent {
     Frame(Frame),
     /// The connection is gone (or never came up); nothing more will arrive.
     Down { reason: String },
+    /// `count` messages queued before the handshake were larger than the
+    /// hub's limit (`limit` bytes, unknown until then) and were not sent.
+    TooLarge { count: u64, limit: u64 },
 }
 
 struct InboxState {
@@ -393,13 +396,23 @@ async fn run(
         }))) => {
             // From here on JS reads: this thread stops watching the socket.
             drop(rd);
+            let hub_max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
             *incoming.lock().unwrap_or_else(|e| e.into_inner()) = Incoming {
                 fd: Some(js_reader),
                 frames: Some(fb),
-                hub_max_frame: usize::try_from(max_frame).unwrap_or(usize::MAX),
+                hub_max_frame,
             };
             inbox.push(LinkEvent::Up { node });
             let mut out = sender.lock();
+            // What JS queued so far was checked against this worker's own
+            // limit only: a frame over the hub's would cost the connection.
+            let refused = drop_oversized(&mut rx, out.tx.as_ref(), hub_max_frame);
+            if refused > 0 {
+                inbox.push(LinkEvent::TooLarge {
+                    count: refused,
+                    limit: max_frame,
+                });
+            }
             out.direct = Some(direct);
             // Frames JS queued before the connection was up go first.
             out.backlog = !rx.is_empty();
@@ -454,6 +467,46 @@ async fn run(
         .map_err(|e| format!("lost the hub connection: {e}"))
 }
 
+/// Takes the frames queued before the handshake out of `rx`, and queues back
+/// (on `tx`, in order) those whose body is at most `max` bytes. Returns how
+/// many were left out. Until the link is up nothing is written directly, so
+/// the queue holds whole frames (`[u32 LE length][body]`).
+fn drop_oversized(
+    rx: &mut mpsc::UnboundedReceiver<Bytes>,
+    tx: Option<&mpsc::UnboundedSender<Bytes>>,
+    max: usize,
+) -> u64 {
+    let mut queued = Vec::new();
+    while let Ok(chunk) = rx.try_recv() {
+        queued.extend_from_slice(&chunk);
+    }
+    let mut kept = Vec::with_capacity(queued.len());
+    let mut refused = 0;
+    let mut at = 0;
+    while at + 4 <= queued.len() {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&queued[at..at + 4]);
+        let end = (at + 4).saturating_add(u32::from_le_bytes(len) as usize);
+        if end > queued.len() {
+            // Cannot happen (whole frames only); keep the bytes as they are.
+            kept.extend_from_slice(&queued[at..]);
+            at = queued.len();
+            break;
+        }
+        if end - at - 4 <= max {
+            kept.extend_from_slice(&queued[at..end]);
+        } else {
+            refused += 1;
+        }
+        at = end;
+    }
+    kept.extend_from_slice(&queued[at..]);
+    if let (false, Some(tx)) = (kept.is_empty(), tx) {
+        let _ = tx.send(Bytes::from(kept));
+    }
+    refused
+}
+
 async fn next_frame(rd: &mut Reader, fb: &mut FrameBuffer) -> Result<Option<Frame>, String> {
     fb.read_frame(rd, &mut false)
         .await
@@ -464,6 +517,32 @@ async fn next_frame(rd: &mut Reader, fb: &mut FrameBuffer) -> Result<Option<Fram
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn frames_queued_before_the_handshake_over_the_hub_limit_are_left_out_in_order() {
+        let frame = |len: usize, fill: u8| {
+            let mut f = (len as u32).to_le_bytes().to_vec();
+            f.extend(std::iter::repeat_n(fill, len));
+            f
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // Two chunks, as two ticks would queue them; the big frame is in the middle.
+        let first = [frame(10, 1), frame(100, 2)].concat();
+        let second = [frame(20, 3), frame(50, 4)].concat();
+        tx.send(Bytes::from(first)).unwrap();
+        tx.send(Bytes::from(second)).unwrap();
+        assert_eq!(drop_oversized(&mut rx, Some(&tx), 50), 1);
+        let kept = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err(), "one chunk queued back");
+        assert_eq!(
+            &kept[..],
+            &[frame(10, 1), frame(20, 3), frame(50, 4)].concat()[..]
+        );
+        // Nothing over the limit: everything goes back as it was.
+        tx.send(Bytes::from(frame(5, 9))).unwrap();
+        assert_eq!(drop_oversized(&mut rx, Some(&tx), 50), 0);
+        assert_eq!(&rx.try_recv().unwrap()[..], &frame(5, 9)[..]);
+    }
 
     #[test]
     fn inbox_wakes_js_once_per_drain_cycle() {
