@@ -233,6 +233,11 @@ impl FrameBuffer {
         }
     }
 
+    /// Changes the largest accepted body (for frames not yet taken out).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Space to read more bytes into.
     pub fn buf_mut(&mut self) -> &mut BytesMut {
         &mut self.buf

@@ -33,12 +33,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FORWARD_HEADER_SLACK: usize = 1024;
 
 /// Largest frame accepted from the hub. `max_frame` bounds what this worker
-/// sends; what it receives is bounded by the senders' own limits, which may be
-/// larger, and by the hub's (64 MiB unless raised), plus the slack of a
-/// forwarded header. Refusing such a frame would cost this worker its
-/// connection to the hub.
-fn incoming_limit(max_frame: usize) -> usize {
-    max_frame.max(DEFAULT_MAX_FRAME) + FORWARD_HEADER_SLACK
+/// sends; what it receives is bounded by the hub's limit (`hub_max_frame`,
+/// from its Welcome), which other workers' own limits may reach, plus the
+/// slack of a forwarded header. Refusing such a frame would cost this worker
+/// its connection to the hub.
+fn incoming_limit(max_frame: usize, hub_max_frame: usize) -> usize {
+    max_frame
+        .max(hub_max_frame)
+        .saturating_add(FORWARD_HEADER_SLACK)
 }
 
 /// What the link tells JS.
@@ -385,7 +387,8 @@ async fn run(
         .await
         .map_err(|e| format!("cannot greet the hub: {e}"))?;
 
-    let mut fb = FrameBuffer::new(incoming_limit(options.max_frame));
+    // Until the Welcome says otherwise, the hub's default limit.
+    let mut fb = FrameBuffer::new(incoming_limit(options.max_frame, DEFAULT_MAX_FRAME));
     let welcome = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut rd, &mut fb)).await;
     match welcome {
         Ok(Ok(Some(Frame {
@@ -397,6 +400,7 @@ async fn run(
             // From here on JS reads: this thread stops watching the socket.
             drop(rd);
             let hub_max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
+            fb.set_max(incoming_limit(options.max_frame, hub_max_frame));
             *incoming.lock().unwrap_or_else(|e| e.into_inner()) = Incoming {
                 fd: Some(js_reader),
                 frames: Some(fb),
@@ -542,6 +546,18 @@ mod tests {
         tx.send(Bytes::from(frame(5, 9))).unwrap();
         assert_eq!(drop_oversized(&mut rx, Some(&tx), 50), 0);
         assert_eq!(&rx.try_recv().unwrap()[..], &frame(5, 9)[..]);
+    }
+
+    #[test]
+    fn a_worker_accepts_what_the_hub_accepts_whatever_its_own_limit() {
+        const MIB: usize = 1 << 20;
+        // A worker with a small limit, a hub with a large one: other workers may send up to the hub's.
+        assert!(incoming_limit(MIB / 64, 128 * MIB) > 128 * MIB);
+        // A worker with a large limit under a default hub: its own limit stands.
+        assert!(incoming_limit(128 * MIB, DEFAULT_MAX_FRAME) > 128 * MIB);
+        // A forwarded header may be a little longer than the sender's.
+        assert!(incoming_limit(MIB, MIB) >= MIB + 64);
+        assert_eq!(incoming_limit(usize::MAX, 1), usize::MAX);
     }
 
     #[test]
