@@ -20,26 +20,36 @@ function recorder(...sockets) {
   return seen;
 }
 
+/**
+ * A cluster of 2 workers serving "/" and "/b", with clients on worker `index`:
+ * one Engine.IO connection carrying "/" and "/b" (multiplexed, "ws"), a
+ * polling-only client and a "watched" socket with an onAnyOutgoing listener
+ * (its packets in state.outgoing). "ws" and "watched" are in room "r";
+ * state.writes counts the Engine.IO writes to "ws".
+ */
+async function mixedClients(t, index) {
+  const c = await clusterFor(t, { workers: 2 });
+  await c.execAll(({ io }) => void io.of("/b"));
+  await c.waitForServerCount(2, { nsp: "/b" });
+  const ws = await c.connect(index, { forceNew: false });
+  const wsB = await c.connect(index, { nsp: "/b", forceNew: false });
+  assert.equal(ws.io, wsB.io, "both namespaces share one connection");
+  const poll = await c.connect(index, { transports: ["polling"] });
+  const watched = await c.connect(index);
+  await c.exec(index, ({ socketOf, state }, ids) => {
+    socketOf(ids.ws).join("r");
+    socketOf(ids.watched).join("r");
+    state.outgoing = [];
+    socketOf(ids.watched).onAnyOutgoing((event, arg) => state.outgoing.push(`${event}:${arg}`));
+    state.writes = 0;
+    socketOf(ids.ws).conn.on("packetCreate", () => state.writes++);
+  }, { ws: ws.id, watched: watched.id });
+  return { c, wsSeen: recorder(ws, wsB), pollSeen: recorder(poll), watchedSeen: recorder(watched) };
+}
+
 describe("remote broadcasts emitted in one tick", () => {
   it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms and volatile packets", T, async (t) => {
-    const c = await clusterFor(t, { workers: 2 });
-    await c.execAll(({ io }) => void io.of("/b"));
-    await c.waitForServerCount(2, { nsp: "/b" });
-    // One Engine.IO connection carrying "/" and "/b" (multiplexed), and a polling-only client.
-    const ws = await c.connect(1, { forceNew: false });
-    const wsB = await c.connect(1, { nsp: "/b", forceNew: false });
-    assert.equal(ws.io, wsB.io, "both namespaces share one connection");
-    const poll = await c.connect(1, { transports: ["polling"] });
-    const watched = await c.connect(1);
-    await c.exec(1, ({ socketOf, state }, ids) => {
-      socketOf(ids.ws).join("r");
-      socketOf(ids.watched).join("r");
-      state.outgoing = [];
-      socketOf(ids.watched).onAnyOutgoing((event, arg) => state.outgoing.push(`${event}:${arg}`));
-    }, { ws: ws.id, watched: watched.id });
-    const wsSeen = recorder(ws, wsB);
-    const pollSeen = recorder(poll);
-    const watchedSeen = recorder(watched);
+    const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 1);
 
     await c.exec(0, ({ io }, n) => {
       for (let i = 0; i < n; i++) {
@@ -131,25 +141,7 @@ describe("remote broadcasts emitted in one tick", () => {
 // microtask (lib/adapter.js, holdLocal): the same guarantees, on the emitter.
 describe("local broadcasts emitted in one tick", () => {
   it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms, binary and volatile packets, in few writes", T, async (t) => {
-    const c = await clusterFor(t, { workers: 2 });
-    await c.execAll(({ io }) => void io.of("/b"));
-    await c.waitForServerCount(2, { nsp: "/b" });
-    const ws = await c.connect(0, { forceNew: false });
-    const wsB = await c.connect(0, { nsp: "/b", forceNew: false });
-    assert.equal(ws.io, wsB.io, "both namespaces share one connection");
-    const poll = await c.connect(0, { transports: ["polling"] });
-    const watched = await c.connect(0);
-    await c.exec(0, ({ socketOf, state }, ids) => {
-      socketOf(ids.ws).join("r");
-      socketOf(ids.watched).join("r");
-      state.outgoing = [];
-      socketOf(ids.watched).onAnyOutgoing((event, arg) => state.outgoing.push(`${event}:${arg}`));
-      state.writes = 0;
-      socketOf(ids.ws).conn.on("packetCreate", () => state.writes++);
-    }, { ws: ws.id, watched: watched.id });
-    const wsSeen = recorder(ws, wsB);
-    const pollSeen = recorder(poll);
-    const watchedSeen = recorder(watched);
+    const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 0);
 
     await c.exec(0, ({ io }, n) => {
       for (let i = 0; i < n; i++) {
@@ -157,7 +149,7 @@ describe("local broadcasts emitted in one tick", () => {
         if (i % 10 === 0) io.of("/b").emit("b", i);
         if (i % 15 === 0) io.to("r").emit("r", i);
         if (i % 20 === 0) io.volatile.emit("v", i);
-        // A binary packet has no precomputed frame: it is written on its own, in its place.
+        // A packet with an attachment: framed by the adapter, held in its place.
         if (i % 25 === 0) io.emit("bin", i, Buffer.from([i]));
       }
     }, N);
