@@ -14,6 +14,14 @@ const { clusterFor, waitFor, nextEvent, sleep } = require("./helpers/cluster");
 
 const T = { timeout: 40_000 };
 
+/** The hub counts `workers` workers, and a broadcast from worker `from` reaches `client`. */
+async function assertConnected(c, workers, client, from) {
+  await c.waitForServerCount(workers);
+  const got = nextEvent(client, "still-connected", 3000);
+  await c.exec(from, ({ io }) => io.emit("still-connected", 1));
+  await got;
+}
+
 /** Blocks the event loop of worker `i` for `ms`; resolves when it is free again. */
 function block(c, i, ms) {
   return c.exec(
@@ -191,11 +199,7 @@ describe("maxFrameSize, counted exactly", () => {
     assert.ok(r.size > 0 && r.refused > 0, JSON.stringify(r));
     const [payload] = await got;
     assert.equal(payload.length, r.size);
-    // Still connected: the hub counts both workers and a broadcast goes through.
-    await c.waitForServerCount(2);
-    const after = nextEvent(member, "small", 3000);
-    await c.exec(0, ({ io }) => io.emit("small", 1));
-    await after;
+    await assertConnected(c, 2, member, 0);
   });
 });
 
@@ -218,11 +222,7 @@ describe("maxFrameSize, per worker", () => {
       }
     });
     assert.equal(sent, "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE");
-    // Its connection to the hub is intact.
-    await c.waitForServerCount(3);
-    const after = nextEvent(client, "small", 3000);
-    await c.exec(1, ({ io }) => io.emit("small", 1));
-    await after;
+    await assertConnected(c, 3, client, 1);
   });
 });
 
@@ -280,10 +280,7 @@ describe("maxFrameSize of the hub", () => {
     assert.equal(r.error, null, "the emit itself did not throw: the hub's limit was not known yet");
     assert.equal(r.stats.connected, true);
     assert.equal(r.stats.droppedTooLarge, 1);
-    const client = await c.connect(early);
-    const got = nextEvent(client, "after", 3000);
-    await c.exec(0, ({ io }) => io.emit("after", 1));
-    await got;
+    await assertConnected(c, 3, await c.connect(early), 0);
   });
 });
 

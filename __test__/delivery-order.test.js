@@ -47,6 +47,29 @@ async function mixedClients(t, index) {
   return { c, wsSeen: recorder(ws, wsB), pollSeen: recorder(poll), watchedSeen: recorder(watched) };
 }
 
+/**
+ * What mixedClients() saw: the WebSocket and polling clients got exactly the
+ * expected messages in order (volatile ones, "v:", may be dropped but keep
+ * their place), and the watched socket's client and its onAnyOutgoing
+ * listener saw what "ws" saw on "/".
+ */
+async function assertMixedDelivery(c, index, { wsSeen, pollSeen, watchedSeen }, expectedWs, expectedPoll) {
+  const solid = (seen) => seen.filter((e) => !e.startsWith("v:"));
+  await waitFor(() => solid(wsSeen).length >= expectedWs.length && solid(pollSeen).length >= expectedPoll.length, 10_000, "every message");
+  await sleep(100);
+  assert.deepEqual(solid(wsSeen), expectedWs);
+  assert.deepEqual(solid(pollSeen), expectedPoll);
+  for (const seen of [wsSeen, pollSeen]) {
+    const order = seen.filter((e) => e.startsWith("v:") || e.startsWith("m:")).map((e) => Number(e.slice(2)));
+    for (let k = 1; k < order.length; k++) assert.ok(order[k] >= order[k - 1], `out of order: ${seen.join(" ")}`);
+  }
+  const expectedWatched = expectedWs.filter((e) => !e.startsWith("b:"));
+  await waitFor(() => solid(watchedSeen).length >= expectedWatched.length, 10_000, "every message on the watched socket");
+  assert.deepEqual(solid(watchedSeen), expectedWatched);
+  const outgoing = await c.exec(index, ({ state }) => state.outgoing);
+  assert.deepEqual(solid(outgoing), expectedWatched);
+}
+
 describe("remote broadcasts emitted in one tick", () => {
   it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms and volatile packets", T, async (t) => {
     const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 1);
@@ -68,22 +91,7 @@ describe("remote broadcasts emitted in one tick", () => {
       if (i % 10 === 0) expectedWs.push(`b:${i}`);
       if (i % 15 === 0) expectedWs.push(`r:${i}`);
     }
-    const solid = (seen) => seen.filter((e) => !e.startsWith("v:"));
-    await waitFor(() => solid(wsSeen).length >= expectedWs.length && solid(pollSeen).length >= expectedPoll.length, 10_000, "every message");
-    await sleep(100);
-    assert.deepEqual(solid(wsSeen), expectedWs);
-    assert.deepEqual(solid(pollSeen), expectedPoll);
-    // Volatile packets may be dropped, but those that arrive keep their place.
-    for (const seen of [wsSeen, pollSeen]) {
-      const order = seen.filter((e) => e.startsWith("v:") || e.startsWith("m:")).map((e) => Number(e.slice(2)));
-      for (let k = 1; k < order.length; k++) assert.ok(order[k] >= order[k - 1], `out of order: ${seen.join(" ")}`);
-    }
-    // A socket with onAnyOutgoing listeners: they saw each packet its client got.
-    const expectedWatched = expectedWs.filter((e) => !e.startsWith("b:"));
-    await waitFor(() => solid(watchedSeen).length >= expectedWatched.length, 10_000, "every message on the watched socket");
-    assert.deepEqual(solid(watchedSeen), expectedWatched);
-    const outgoing = await c.exec(1, ({ state }) => state.outgoing);
-    assert.deepEqual(solid(outgoing), expectedWatched);
+    await assertMixedDelivery(c, 1, { wsSeen, pollSeen, watchedSeen }, expectedWs, expectedPoll);
   });
 
   it("to many rooms at once reach every member complete and in emit order, and a leave in between takes effect in place", T, async (t) => {
@@ -166,22 +174,9 @@ describe("local broadcasts emitted in one tick", () => {
         expectedPoll.push(`bin:${i}`);
       }
     }
-    const solid = (seen) => seen.filter((e) => !e.startsWith("v:"));
-    await waitFor(() => solid(wsSeen).length >= expectedWs.length && solid(pollSeen).length >= expectedPoll.length, 10_000, "every message");
-    await sleep(100);
-    assert.deepEqual(solid(wsSeen), expectedWs);
-    assert.deepEqual(solid(pollSeen), expectedPoll);
-    for (const seen of [wsSeen, pollSeen]) {
-      const order = seen.filter((e) => e.startsWith("v:") || e.startsWith("m:")).map((e) => Number(e.slice(2)));
-      for (let k = 1; k < order.length; k++) assert.ok(order[k] >= order[k - 1], `out of order: ${seen.join(" ")}`);
-    }
-    const expectedWatched = expectedWs.filter((e) => !e.startsWith("b:"));
-    await waitFor(() => solid(watchedSeen).length >= expectedWatched.length, 10_000, "every message on the watched socket");
-    assert.deepEqual(solid(watchedSeen), expectedWatched);
-    const outgoing = await c.exec(0, ({ state }) => state.outgoing);
-    assert.deepEqual(solid(outgoing), expectedWatched);
-    // Each switch of namespace starts a new group, and volatile and binary
-    // packets are written on their own: fewer writes than messages, not one.
+    await assertMixedDelivery(c, 0, { wsSeen, pollSeen, watchedSeen }, expectedWs, expectedPoll);
+    // Each switch of namespace starts a new group, and volatile packets are
+    // written on their own: fewer writes than messages, not one.
     const writes = await c.exec(0, ({ state }) => state.writes);
     assert.ok(writes < expectedWs.length / 2, `${writes} writes for ${expectedWs.length} messages`);
 
