@@ -168,6 +168,77 @@ pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Payloads from this size on are shared, not copied, by the hub.
+pub const SHARE_FROM: usize = 4096;
+
+/// A frame on its way out of the hub: a head (length prefix and header) and
+/// a payload of [`SHARE_FROM`] bytes or more that shares the memory of the
+/// frame it was read from, so forwarding a large message never copies it.
+#[derive(Debug, Clone)]
+pub struct OutFrame {
+    pub head: Bytes,
+    /// Empty when the payload is small: it is then copied into `head`.
+    pub payload: Bytes,
+}
+
+impl OutFrame {
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.payload.len()
+    }
+
+    /// True for a frame of no bytes (never produced by [`encode_out`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same frame in one allocation of its own. A shared payload keeps
+    /// the whole buffer it was read into alive (up to 64 KiB more); a frame
+    /// that may wait long in a queue must not.
+    pub fn detached(self) -> OutFrame {
+        if self.payload.is_empty() {
+            return self;
+        }
+        OutFrame {
+            head: concat(&self.head, &self.payload),
+            payload: Bytes::new(),
+        }
+    }
+
+    /// The whole frame as one buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        concat(&self.head, &self.payload)
+    }
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut all = BytesMut::with_capacity(a.len() + b.len());
+    all.put_slice(a);
+    all.put_slice(b);
+    all.freeze()
+}
+
+/// Encodes a frame around `payload`, sharing it when it is large (see
+/// [`OutFrame`]) and copying it otherwise.
+pub fn encode_out(header: &Header, payload: Bytes) -> OutFrame {
+    if payload.len() < SHARE_FROM {
+        return OutFrame {
+            head: encode(header, &payload),
+            payload: Bytes::new(),
+        };
+    }
+    let h = encode_header(header);
+    let body_len = 4 + h.len() + payload.len();
+    let mut head = BytesMut::with_capacity(8 + h.len());
+    head.put_u32_le(body_len as u32);
+    head.put_u32_le(h.len() as u32);
+    head.put_slice(&h);
+    OutFrame {
+        head: head.freeze(),
+        payload,
+    }
+}
+
 /// Encodes a frame whose payload is a list of parts, each prefixed by its
 /// length: `[u32 count]([u32 len][bytes])*`. This is the payload layout the JS
 /// adapters use; the hub never looks inside it.

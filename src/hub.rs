@@ -17,7 +17,9 @@ use bytes::Bytes;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::frame::{encode, Frame, FrameBuffer, Header, NodeId, PROTOCOL_VERSION};
+use crate::frame::{
+    encode, encode_out, Frame, FrameBuffer, Header, NodeId, OutFrame, PROTOCOL_VERSION, SHARE_FROM,
+};
 use crate::paths;
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
 use crate::sock::{self, Reader};
@@ -79,7 +81,7 @@ impl Drops {
 }
 
 struct Outbox {
-    tx: mpsc::UnboundedSender<Bytes>,
+    tx: mpsc::UnboundedSender<OutFrame>,
     queued: Arc<AtomicUsize>,
     dropped: Drops,
     /// Drops the worker has not been told about yet.
@@ -108,12 +110,20 @@ impl Shared {
     }
 }
 
-fn push(ob: &Outbox, bytes: Bytes) {
-    ob.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+fn push(ob: &Outbox, frame: OutFrame) {
+    ob.queued.fetch_add(frame.len(), Ordering::Relaxed);
     // A closed outbox means the writer already stopped; the reader will
     // notice the dead connection and clean up.
-    let _ = ob.tx.send(bytes);
+    let _ = ob.tx.send(frame);
 }
+
+/// Past this many bytes queued for a worker, large frames are queued in
+/// memory of their own rather than sharing the buffer they were read into: a
+/// worker that falls behind must not keep every read buffer alive for the
+/// one frame of each it has not taken yet (memory the queue limits do not
+/// count). Below it, that memory stays under ~17 MiB per worker (256 shared
+/// payloads of 4 KiB, each in a read buffer of 64 KiB of its own).
+const SHARE_WHILE_QUEUED_BELOW: usize = 1024 * 1024;
 
 /// Queues `outs`; returns true when a message was dropped for a worker that
 /// had no unreported drops before (the timer must then start watching it).
@@ -140,7 +150,11 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) -> bool {
             continue;
         }
         report_drops(ob, options);
-        push(ob, o.bytes);
+        if queued >= SHARE_WHILE_QUEUED_BELOW {
+            push(ob, o.bytes.detached());
+        } else {
+            push(ob, o.bytes);
+        }
     }
     first_drop
 }
@@ -161,7 +175,7 @@ fn report_drops(ob: &mut Outbox, options: &HubOptions) {
         volatile: lost.volatile,
         overflow: lost.overflow,
     };
-    push(ob, encode(&report, &[]));
+    push(ob, encode_out(&report, Bytes::new()));
 }
 
 /// How often the timer looks for workers that caught up after losing messages.
@@ -365,12 +379,12 @@ fn targets_rooms(header: &Header) -> bool {
 
 async fn write_loop(
     wr: std::os::unix::net::UnixStream,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut rx: mpsc::UnboundedReceiver<OutFrame>,
     queued: Arc<AtomicUsize>,
 ) {
-    // Small frames are copied together (one iovec for many); large ones are
-    // written from the frame itself, which may be shared by every receiver
-    // of a broadcast: no copy of their bytes in the hub.
+    // Heads and small payloads are copied together (one iovec for many);
+    // large payloads are written from where they were read, shared by every
+    // receiver of a broadcast: no copy of their bytes in the hub.
     let mut copied: Vec<u8> = Vec::new();
     let mut segs: Vec<Seg> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -378,15 +392,12 @@ async fn write_loop(
         let mut next = Some(first);
         while let Some(frame) = next.take() {
             total += frame.len();
-            if frame.len() < SHARE_FROM {
-                let start = copied.len();
-                copied.extend_from_slice(&frame);
-                match segs.last_mut() {
-                    Some(Seg::Copied(_, end)) if *end == start => *end = copied.len(),
-                    _ => segs.push(Seg::Copied(start, copied.len())),
+            for piece in [frame.head, frame.payload] {
+                if piece.len() < SHARE_FROM {
+                    copy_into(&mut copied, &mut segs, &piece);
+                } else {
+                    segs.push(Seg::Shared(piece));
                 }
-            } else {
-                segs.push(Seg::Shared(frame));
             }
             if total < WRITE_BATCH && segs.len() < WRITE_SEGS {
                 next = rx.try_recv().ok();
@@ -412,18 +423,26 @@ async fn write_loop(
     }
 }
 
-/// A piece of one write: a range of the copied small frames, or a large frame.
+/// A piece of one write: a range of the copied bytes, or a large payload.
 enum Seg {
     Copied(usize, usize),
     Shared(Bytes),
+}
+
+/// Appends `bytes` to `copied`, growing the last copied piece when it ends there.
+fn copy_into(copied: &mut Vec<u8>, segs: &mut Vec<Seg>, bytes: &[u8]) {
+    let start = copied.len();
+    copied.extend_from_slice(bytes);
+    match segs.last_mut() {
+        Some(Seg::Copied(_, end)) if *end == start => *end = copied.len(),
+        _ => segs.push(Seg::Copied(start, copied.len())),
+    }
 }
 
 /// Bytes gathered from an outbox into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Pieces gathered into one write at most.
 const WRITE_SEGS: usize = 32;
-/// Frames from this size on are written from where they are, not copied.
-const SHARE_FROM: usize = 4096;
 
 async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason: String) {
     let refused = encode(
@@ -516,7 +535,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
             node,
             max_frame: shared.options.max_frame as u64,
         };
-        push(&outbox, encode(&welcome, &[]));
+        push(&outbox, encode_out(&welcome, Bytes::new()));
         state.outboxes.insert(node, outbox);
         node
     };
@@ -574,7 +593,7 @@ mod tests {
     use super::*;
     use crate::frame::decode_body;
 
-    fn state_with_outbox() -> (State, mpsc::UnboundedReceiver<Bytes>) {
+    fn state_with_outbox() -> (State, mpsc::UnboundedReceiver<OutFrame>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut outboxes = HashMap::new();
         outboxes.insert(
@@ -606,7 +625,10 @@ mod tests {
     fn out(class: Class, len: usize) -> Out {
         Out {
             to: 1,
-            bytes: Bytes::from(vec![0u8; len]),
+            bytes: OutFrame {
+                head: Bytes::new(),
+                payload: Bytes::from(vec![0u8; len]),
+            },
             class,
         }
     }
@@ -639,7 +661,7 @@ mod tests {
         dispatch(&mut state, vec![out(Class::Data, 1)], &options);
         let report = rx.try_recv().unwrap();
         assert_eq!(
-            decode_body(report.slice(4..)).unwrap().header,
+            decode_body(report.to_bytes().slice(4..)).unwrap().header,
             Header::Dropped {
                 volatile: 1,
                 overflow: 1
@@ -649,6 +671,35 @@ mod tests {
         let ob = &state.outboxes[&1];
         assert_eq!((ob.dropped.volatile, ob.dropped.overflow), (1, 1));
         assert_eq!((ob.unreported.volatile, ob.unreported.overflow), (0, 0));
+    }
+
+    #[test]
+    fn a_worker_that_falls_behind_gets_frames_of_their_own() {
+        let options = HubOptions::default();
+        let (mut state, mut rx) = state_with_outbox();
+        let shared = |len: usize| Out {
+            to: 1,
+            bytes: encode_out(
+                &Header::Dropped {
+                    volatile: 0,
+                    overflow: 0,
+                },
+                Bytes::from(vec![1u8; len]),
+            ),
+            class: Class::Data,
+        };
+        // Within the backlog allowance the payload is still the one read.
+        dispatch(&mut state, vec![shared(SHARE_WHILE_QUEUED_BELOW)], &options);
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.payload.len(), SHARE_WHILE_QUEUED_BELOW);
+        // Past it (the first frame still counts as queued), frames are copied
+        // out of the buffers they were read into, bytes unchanged.
+        let late = shared(SHARE_FROM);
+        let wire = late.bytes.to_bytes();
+        dispatch(&mut state, vec![late], &options);
+        let second = rx.try_recv().unwrap();
+        assert!(second.payload.is_empty());
+        assert_eq!(second.head, wire);
     }
 
     #[test]
@@ -668,7 +719,7 @@ mod tests {
         report_drops(ob, &options);
         let report = rx.try_recv().unwrap();
         assert_eq!(
-            decode_body(report.slice(4..)).unwrap().header,
+            decode_body(report.to_bytes().slice(4..)).unwrap().header,
             Header::Dropped {
                 volatile: 0,
                 overflow: 2

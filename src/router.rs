@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::frame::{encode, Frame, Header, NodeId};
+use crate::frame::{encode_out, Frame, Header, NodeId, OutFrame};
 
 /// How a frame may be treated when its receiver's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +27,14 @@ pub enum Class {
 #[derive(Debug, Clone)]
 pub struct Out {
     pub to: NodeId,
-    pub bytes: Bytes,
+    pub bytes: OutFrame,
     pub class: Class,
 }
 
 fn control(to: NodeId, header: &Header) -> Out {
     Out {
         to,
-        bytes: encode(header, &[]),
+        bytes: encode_out(header, Bytes::new()),
         class: Class::Control,
     }
 }
@@ -176,13 +176,13 @@ impl Router {
                 } else {
                     Class::Data
                 };
-                let bytes = encode(
+                let bytes = encode_out(
                     &Header::Message {
                         nsp: nsp.clone(),
                         from,
                         kind,
                     },
-                    &frame.payload,
+                    frame.payload.clone(),
                 );
                 for to in self.members(&nsp, from, false, &rooms) {
                     out.push(Out {
@@ -219,14 +219,14 @@ impl Router {
                 } else {
                     self.next_request += 1;
                     let id = self.next_request;
-                    let bytes = encode(
+                    let bytes = encode_out(
                         &Header::Incoming {
                             id,
                             nsp: nsp.clone(),
                             from,
                             kind,
                         },
-                        &frame.payload,
+                        frame.payload.clone(),
                     );
                     for to in &waiting {
                         out.push(Out {
@@ -258,14 +258,14 @@ impl Router {
                 let done = last && p.waiting.remove(&from) && p.waiting.is_empty();
                 out.push(Out {
                     to: p.requester,
-                    bytes: encode(
+                    bytes: encode_out(
                         &Header::Reply {
                             req: p.req,
                             from,
                             last,
                             done,
                         },
-                        &frame.payload,
+                        frame.payload.clone(),
                     ),
                     // Never drop the frame that completes a request.
                     class: if done { Class::Control } else { Class::Data },
@@ -468,7 +468,12 @@ mod tests {
 
     fn headers(out: &[Out]) -> Vec<(NodeId, Header)> {
         out.iter()
-            .map(|o| (o.to, decode_body(o.bytes.slice(4..)).unwrap().header))
+            .map(|o| {
+                (
+                    o.to,
+                    decode_body(o.bytes.to_bytes().slice(4..)).unwrap().header,
+                )
+            })
             .collect()
     }
 
@@ -508,6 +513,36 @@ mod tests {
                 _ => None,
             })
             .unwrap()
+    }
+
+    #[test]
+    fn large_payloads_are_forwarded_without_a_copy_small_ones_in_one_piece() {
+        let now = Instant::now();
+        let mut r = three(now);
+        let publish = |payload: Bytes| Frame {
+            header: Header::Publish {
+                nsp: "/".into(),
+                kind: 3,
+                volatile: false,
+                rooms: vec![],
+            },
+            payload,
+        };
+        let large = Bytes::from(vec![7u8; crate::frame::SHARE_FROM]);
+        let out = r.on_frame(1, publish(large.clone()), now).unwrap();
+        assert_eq!(out.len(), 2);
+        for o in &out {
+            // The very bytes that were read, not a copy.
+            assert_eq!(o.bytes.payload.as_ptr(), large.as_ptr());
+            let body = decode_body(o.bytes.to_bytes().slice(4..)).unwrap();
+            assert_eq!(body.payload, large);
+        }
+        let small = Bytes::from(vec![7u8; crate::frame::SHARE_FROM - 1]);
+        let out = r.on_frame(1, publish(small.clone()), now).unwrap();
+        for o in &out {
+            assert!(o.bytes.payload.is_empty());
+            assert_eq!(decode_body(o.bytes.head.slice(4..)).unwrap().payload, small);
+        }
     }
 
     #[test]
