@@ -288,6 +288,13 @@ pub fn decode_body(mut body: Bytes) -> Result<Frame, FrameError> {
     })
 }
 
+/// A read asks for at least this much room.
+const READ_MIN: usize = 16 * 1024;
+/// A buffer no frame shares any more is reused when it has this much room.
+const READ_REUSE: usize = 32 * 1024;
+/// A new read buffer has room for this much.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Incremental splitter of a byte stream into frame bodies.
 #[derive(Debug)]
 pub struct FrameBuffer {
@@ -314,8 +321,8 @@ impl FrameBuffer {
         &mut self.buf
     }
 
-    /// Takes the next complete frame body out of the buffer, if any.
-    pub fn next_body(&mut self) -> Result<Option<Bytes>, FrameError> {
+    /// Body length of the frame at the front, once its length prefix is in.
+    fn front_len(&self) -> Result<Option<usize>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -323,13 +330,18 @@ impl FrameBuffer {
         if len > self.max {
             return Err(FrameError::TooLarge { len, max: self.max });
         }
-        if self.buf.len() < 4 + len {
-            // Reserve the rest of a large frame at once instead of growing in steps.
-            self.buf.reserve(4 + len - self.buf.len());
-            return Ok(None);
+        Ok(Some(len))
+    }
+
+    /// Takes the next complete frame body out of the buffer, if any.
+    pub fn next_body(&mut self) -> Result<Option<Bytes>, FrameError> {
+        match self.front_len()? {
+            Some(len) if self.buf.len() >= 4 + len => {
+                self.buf.advance(4);
+                Ok(Some(self.buf.split_to(len).freeze()))
+            }
+            _ => Ok(None),
         }
-        self.buf.advance(4);
-        Ok(Some(self.buf.split_to(len).freeze()))
     }
 
     /// The next frame, reading from `rd` as needed; `Ok(None)` on a clean end
@@ -344,8 +356,24 @@ impl FrameBuffer {
             if let Some(frame) = self.next_frame().map_err(invalid)? {
                 return Ok(Some(frame));
             }
-            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
-                self.buf.reserve(64 * 1024);
+            // Room for all the frame at the front still lacks (a large one
+            // is reserved at once, not grown in steps), and for a good read.
+            let missing = match self.front_len() {
+                Ok(Some(len)) => 4 + len - self.buf.len(),
+                _ => 4,
+            };
+            let want = missing.max(READ_MIN);
+            if self.buf.capacity() - self.buf.len() < want
+                && !self.buf.try_reclaim(want.max(READ_REUSE))
+            {
+                // Frames taken out of this buffer still share its memory.
+                // Let the tasks that write them out finish with them first:
+                // then the buffer is reused, not a new one allocated (which
+                // cost page faults and cache misses on every read).
+                tokio::task::yield_now().await;
+                if !self.buf.try_reclaim(want.max(READ_REUSE)) {
+                    self.buf.reserve(want.max(READ_CHUNK));
+                }
             }
             if rd.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() {
@@ -556,6 +584,63 @@ mod tests {
         }
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].header, Header::Register { nsp: "/b".into() });
+    }
+
+    /// 40 frames of 10 KiB, each payload filled with its index.
+    fn stream_of_large_frames() -> Vec<u8> {
+        (0..40u8)
+            .flat_map(|i| encode(&Header::Heartbeat, &[i; 10 * 1024]).to_vec())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_read_buffer_is_reused_once_the_frames_read_into_it_are_written() {
+        let stream = stream_of_large_frames();
+        let mut rd = &stream[..];
+        let mut fb = FrameBuffer::new(1 << 20);
+        // A stand-in for the hub's writer task: it holds each frame until
+        // it gets to run, then lets it go.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+        let writer = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let first = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
+        let start = first.payload.as_ptr() as usize;
+        tx.send(first).unwrap();
+        for i in 1..40u8 {
+            let f = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
+            assert!(f.payload.iter().all(|b| *b == i));
+            // Within the first buffer: no other was allocated.
+            let at = f.payload.as_ptr() as usize;
+            assert!(at >= start - 8 && at < start + READ_CHUNK, "frame {i}");
+            tx.send(f).unwrap();
+        }
+        drop(tx);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn frames_still_held_keep_their_bytes_while_reading_goes_on() {
+        let stream = stream_of_large_frames();
+        let mut rd = &stream[..];
+        let mut fb = FrameBuffer::new(1 << 20);
+        let mut held = Vec::new();
+        while let Some(f) = fb.read_frame(&mut rd, &mut false).await.unwrap() {
+            held.push(f);
+        }
+        assert_eq!(held.len(), 40);
+        for (i, f) in held.iter().enumerate() {
+            assert!(f.payload.iter().all(|b| usize::from(*b) == i));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_a_read_buffer_is_reserved_at_once() {
+        let frame = encode(&Header::Heartbeat, &vec![1u8; 4 * READ_CHUNK]);
+        let mut rd = &frame[..];
+        let mut fb = FrameBuffer::new(1 << 20);
+        let f = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
+        assert_eq!(f.payload.len(), 4 * READ_CHUNK);
+        // One allocation: the payload is the tail of the buffer's memory.
+        assert!(fb.buf.capacity() < READ_CHUNK);
     }
 
     #[test]
