@@ -289,11 +289,11 @@ pub fn decode_body(mut body: Bytes) -> Result<Frame, FrameError> {
 }
 
 /// A read asks for at least this much room.
-const READ_MIN: usize = 16 * 1024;
+const READ_MIN: usize = 64 * 1024;
 /// A buffer no frame shares any more is reused when it has this much room.
-const READ_REUSE: usize = 32 * 1024;
+const READ_REUSE: usize = 128 * 1024;
 /// A new read buffer has room for this much.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Incremental splitter of a byte stream into frame bodies.
 #[derive(Debug)]
@@ -306,7 +306,7 @@ impl FrameBuffer {
     /// A buffer that refuses bodies larger than `max` bytes.
     pub fn new(max: usize) -> Self {
         FrameBuffer {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(READ_CHUNK),
             max,
         }
     }
@@ -636,7 +636,7 @@ mod tests {
     async fn a_frame_larger_than_a_read_buffer_is_reserved_at_once() {
         let frame = encode(&Header::Heartbeat, &vec![1u8; 4 * READ_CHUNK]);
         let mut rd = &frame[..];
-        let mut fb = FrameBuffer::new(1 << 20);
+        let mut fb = FrameBuffer::new(1 << 24);
         let f = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
         assert_eq!(f.payload.len(), 4 * READ_CHUNK);
         // One allocation: the payload is the tail of the buffer's memory.

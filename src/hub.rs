@@ -121,9 +121,9 @@ fn push(ob: &Outbox, frame: OutFrame) {
 /// memory of their own rather than sharing the buffer they were read into: a
 /// worker that falls behind must not keep every read buffer alive for the
 /// one frame of each it has not taken yet (memory the queue limits do not
-/// count). Below it, that memory stays under ~17 MiB per worker (256 shared
-/// payloads of 4 KiB, each in a read buffer of 64 KiB of its own).
-const SHARE_WHILE_QUEUED_BELOW: usize = 1024 * 1024;
+/// count). Below it, that memory stays under ~32 MiB per worker (128 shared
+/// payloads of 4 KiB, each in a read buffer of 256 KiB of its own).
+const SHARE_WHILE_QUEUED_BELOW: usize = 512 * 1024;
 
 /// Queues `outs`; returns true when a message was dropped for a worker that
 /// had no unreported drops before (the timer must then start watching it).
@@ -442,7 +442,7 @@ fn copy_into(copied: &mut Vec<u8>, segs: &mut Vec<Seg>, bytes: &[u8]) {
 /// Bytes gathered from an outbox into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Pieces gathered into one write at most.
-const WRITE_SEGS: usize = 32;
+const WRITE_SEGS: usize = 64;
 
 async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason: String) {
     let refused = encode(
