@@ -79,6 +79,10 @@ test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients",
       transports: i % 2 ? ["polling"] : ["polling", "websocket"],
       reconnection: true,
       reconnectionDelay: 200,
+      // PM2 calls an instance "online" before it has set up its sticky-session
+      // listener, so a first attempt may go unanswered (seen once in a full
+      // run: no hello within 15 s). Give it up after 3 s (default 20 s) and retry.
+      timeout: 3000,
       forceNew: true,
     });
     clients.push(socket);
