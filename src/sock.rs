@@ -53,8 +53,18 @@ impl AsyncRead for Reader {
             // SAFETY: the slice is only handed to recv(2), which writes bytes
             // into it and never reads it; nothing de-initializes it.
             let unfilled = unsafe { buf.unfilled_mut() };
+            let room = unfilled.len();
             match guard.try_io(|s| recv_into(s.get_ref(), unfilled)) {
                 Ok(Ok(n)) => {
+                    // Less than asked for: the socket is drained (a stream
+                    // socket hands over all it has). Wait for the next event
+                    // instead of finding out with a recv(2) that fails with
+                    // EAGAIN: one syscall less per wake-up. Data that came in
+                    // meanwhile has raised a new event, which this does not
+                    // clear, nor does it clear the end of the stream.
+                    if n > 0 && n < room {
+                        guard.clear_ready();
+                    }
                     // SAFETY: recv(2) initialized the first `n` bytes of the
                     // unfilled part, and `n` is at most its length.
                     unsafe { buf.assume_init(n) };
@@ -273,6 +283,7 @@ pub async fn write_all_slices(stream: &UnixStream, slices: &[&[u8]]) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
 
     /// Reads until `len` bytes arrived; fails on an early end of stream.
@@ -373,6 +384,38 @@ mod tests {
             );
             written.expect("write_all_slices");
             assert!(got == expected, "bytes arrived changed or out of order");
+        });
+    }
+
+    #[test]
+    fn a_drained_socket_still_wakes_its_reader_for_what_comes_later() {
+        with_pair(|a, mut reader| async move {
+            use std::io::Write;
+            let mut buf = vec![0u8; 1024];
+            (&a).write_all(b"one").expect("write");
+            // Fewer bytes than asked for: the reader stops watching until
+            // the next event.
+            assert_eq!(reader.read(&mut buf).await.expect("read"), 3);
+            let later = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                (&a).write_all(b"two").expect("write");
+                a
+            });
+            let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut buf))
+                .await
+                .expect("woken for data written after the socket was drained")
+                .expect("read");
+            assert_eq!(&buf[..n], b"two");
+            // Data and the end of the stream arriving together: the end is
+            // still seen after the data was read.
+            let a = later.join().expect("writer");
+            (&a).write_all(b"x").expect("write");
+            drop(a);
+            assert_eq!(reader.read(&mut buf).await.expect("read"), 1);
+            let end = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut buf))
+                .await
+                .expect("woken for the end of the stream");
+            assert_eq!(end.expect("eof"), 0);
         });
     }
 }
