@@ -1,8 +1,8 @@
 "use strict";
 // Limits a worker can run into (README, "Options" and "Failure behaviour"):
-// the opt-in partialResults mode, messages over maxFrameSize, and a worker too
+// the opt-in partialResults mode, messages over maxFrameSize, a worker too
 // slow to read while another floods it (bounded hub queues, drops counted and
-// reported).
+// reported), and messages of up to 8 MiB.
 
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
@@ -364,5 +364,46 @@ describe("a worker too slow to read", () => {
     await c.exec(0, ({ io }) => io.emit("after", 1));
     await again;
     await c.waitForServerCount(3);
+  });
+});
+
+describe("large messages", () => {
+  it("broadcasts of 64 KiB, 1 MiB and 8 MiB, text and binary, reach every client of every worker intact", T, async (t) => {
+    const crypto = require("node:crypto");
+    const digest = (data) => crypto.createHash("sha1").update(data).digest("hex");
+    const c = await clusterFor(t);
+    const clients = await c.connectAll();
+    const got = clients.map(() => []);
+    clients.forEach((s, i) => s.on("big", (n, data) => got[i].push([n, typeof data === "string" ? "text" : "binary", digest(data)])));
+    const sizes = [64 * 1024, 1024 * 1024, 8 * 1024 * 1024];
+    // The same bytes, built the same way here and in the worker.
+    const make = (size, n) => {
+      const b = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4096) b.write(`${n}:${i};`, i, "latin1");
+      return b;
+    };
+    const expected = [];
+    sizes.forEach((size, k) => {
+      expected.push([2 * k, "text", digest(make(size, 2 * k).toString("latin1"))]);
+      expected.push([2 * k + 1, "binary", digest(make(size, 2 * k + 1))]);
+    });
+    const rssBefore = rssKiB(c.child.pid);
+    await c.exec(
+      0,
+      ({ io }, { sizes, make }) => {
+        const build = new Function(`return ${make}`)();
+        sizes.forEach((size, k) => {
+          io.emit("big", 2 * k, build(size, 2 * k).toString("latin1"));
+          io.emit("big", 2 * k + 1, build(size, 2 * k + 1));
+        });
+      },
+      { sizes, make: make.toString() },
+      { timeout: 20_000 },
+    );
+    await waitFor(() => got.every((g) => g.length === expected.length), 20_000, "every client to get every message");
+    got.forEach((g, i) => assert.deepEqual(g, expected, `client of worker ${i}`));
+    const growthMiB = (rssKiB(c.child.pid) - rssBefore) / 1024;
+    const forwardedMiB = (2 * (clients.length - 1) * sizes.reduce((a, b) => a + b)) / 2 ** 20;
+    t.diagnostic(`primary RSS grew by ${growthMiB.toFixed(1)} MiB after forwarding ${forwardedMiB.toFixed(1)} MiB`);
   });
 });

@@ -338,7 +338,17 @@ impl FrameBuffer {
         match self.front_len()? {
             Some(len) if self.buf.len() >= 4 + len => {
                 self.buf.advance(4);
-                Ok(Some(self.buf.split_to(len).freeze()))
+                let body = self.buf.split_to(len).freeze();
+                if len > READ_CHUNK {
+                    // The buffer was sized for this frame. Move what follows
+                    // it to a buffer of the usual size, so that its memory
+                    // goes with the frame instead of staying with the
+                    // connection for good.
+                    let rest = self.buf.split();
+                    self.buf = BytesMut::with_capacity(READ_CHUNK.max(rest.len()));
+                    self.buf.extend_from_slice(&rest);
+                }
+                Ok(Some(body))
             }
             _ => Ok(None),
         }
@@ -639,8 +649,24 @@ mod tests {
         let mut fb = FrameBuffer::new(1 << 24);
         let f = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
         assert_eq!(f.payload.len(), 4 * READ_CHUNK);
-        // One allocation: the payload is the tail of the buffer's memory.
-        assert!(fb.buf.capacity() < READ_CHUNK);
+        // One allocation for the frame, then back to a buffer of the usual size.
+        assert_eq!(fb.buf.capacity(), READ_CHUNK);
+    }
+
+    #[tokio::test]
+    async fn the_memory_of_a_large_frame_goes_with_it() {
+        let large = encode(&Header::Heartbeat, &vec![1u8; 4 * READ_CHUNK]);
+        let small = encode(&Header::Register { nsp: "/".into() }, b"after");
+        let stream = [large.as_ref(), small.as_ref()].concat();
+        let mut rd = &stream[..];
+        let mut fb = FrameBuffer::new(1 << 24);
+        let f = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
+        // The large frame is the only one left holding its memory.
+        assert!(f.payload.is_unique());
+        assert!(fb.buf.capacity() <= READ_CHUNK + small.len());
+        let next = fb.read_frame(&mut rd, &mut false).await.unwrap().unwrap();
+        assert_eq!(next.header, Header::Register { nsp: "/".into() });
+        assert_eq!(next.payload, Bytes::from_static(b"after"));
     }
 
     #[test]
