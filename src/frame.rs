@@ -193,7 +193,7 @@ impl OutFrame {
     }
 
     /// The same frame in one allocation of its own. A shared payload keeps
-    /// the whole buffer it was read into alive (up to 64 KiB more); a frame
+    /// the whole buffer it was read into alive (up to 256 KiB more); a frame
     /// that may wait long in a queue must not.
     pub fn detached(self) -> OutFrame {
         if self.payload.is_empty() {
@@ -333,6 +333,15 @@ impl FrameBuffer {
         Ok(Some(len))
     }
 
+    /// Bytes the frame at the front still lacks (a large one is then
+    /// reserved at once, not grown in steps).
+    fn missing(&self) -> usize {
+        match self.front_len() {
+            Ok(Some(len)) => (4 + len).saturating_sub(self.buf.len()),
+            _ => 4usize.saturating_sub(self.buf.len()),
+        }
+    }
+
     /// Takes the next complete frame body out of the buffer, if any.
     pub fn next_body(&mut self) -> Result<Option<Bytes>, FrameError> {
         match self.front_len()? {
@@ -366,13 +375,9 @@ impl FrameBuffer {
             if let Some(frame) = self.next_frame().map_err(invalid)? {
                 return Ok(Some(frame));
             }
-            // Room for all the frame at the front still lacks (a large one
-            // is reserved at once, not grown in steps), and for a good read.
-            let missing = match self.front_len() {
-                Ok(Some(len)) => 4 + len - self.buf.len(),
-                _ => 4,
-            };
-            let want = missing.max(READ_MIN);
+            // Room for all the frame at the front still lacks, and for a
+            // good read.
+            let want = self.missing().max(READ_MIN);
             if self.buf.capacity() - self.buf.len() < want
                 && !self.buf.try_reclaim(want.max(READ_REUSE))
             {
@@ -399,6 +404,7 @@ impl FrameBuffer {
     /// Appends bytes read elsewhere (by the worker's JS thread).
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+        self.buf.reserve(self.missing());
     }
 
     /// Takes and decodes the next complete frame, if any.
@@ -651,6 +657,23 @@ mod tests {
         assert_eq!(f.payload.len(), 4 * READ_CHUNK);
         // One allocation for the frame, then back to a buffer of the usual size.
         assert_eq!(fb.buf.capacity(), READ_CHUNK);
+    }
+
+    #[test]
+    fn a_large_frame_fed_in_pieces_is_reserved_at_once() {
+        let frame = encode(&Header::Heartbeat, &vec![3u8; 4 * READ_CHUNK]);
+        let mut fb = FrameBuffer::new(1 << 24);
+        let mut pieces = frame.chunks(64 * 1024);
+        fb.extend(pieces.next().unwrap());
+        // Room for the whole frame after its first piece: no growing in steps.
+        assert!(fb.buf.capacity() >= frame.len());
+        for piece in pieces {
+            assert!(fb.next_frame().unwrap().is_none());
+            fb.extend(piece);
+        }
+        let f = fb.next_frame().unwrap().unwrap();
+        assert_eq!(f.payload.len(), 4 * READ_CHUNK);
+        assert!(f.payload.is_unique());
     }
 
     #[tokio::test]

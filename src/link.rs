@@ -158,7 +158,7 @@ struct Outgoing {
 }
 
 /// `pending` is written at once past this size, without waiting for `flush()`.
-const FLUSH_AT: usize = 64 * 1024;
+const FLUSH_AT: usize = 256 * 1024;
 
 impl Outgoing {
     /// Writes `pending` now, or hands what the socket does not take to the
