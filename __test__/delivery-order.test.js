@@ -70,27 +70,46 @@ async function assertMixedDelivery(c, index, { wsSeen, pollSeen, watchedSeen }, 
   assert.deepEqual(solid(outgoing), expectedWatched);
 }
 
-describe("remote broadcasts emitted in one tick", () => {
-  it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms and volatile packets", T, async (t) => {
-    const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 1);
-
-    await c.exec(0, ({ io }, n) => {
+/**
+ * Worker 0 emits N broadcasts in one synchronous stretch, mixing everyone,
+ * namespace /b, room r and volatile packets (and, with `binary`, packets with
+ * an attachment, framed by the adapter and held in their place). Returns what
+ * the WebSocket clients (in /, /b and r) and the polling client (in / only;
+ * volatile packets may be dropped for either) must see, in order.
+ */
+async function emitMixedBurst(c, { binary }) {
+  await c.exec(
+    0,
+    ({ io }, { n, binary }) => {
       for (let i = 0; i < n; i++) {
         io.emit("m", i);
         if (i % 10 === 0) io.of("/b").emit("b", i);
         if (i % 15 === 0) io.to("r").emit("r", i);
         if (i % 20 === 0) io.volatile.emit("v", i);
+        if (binary && i % 25 === 0) io.emit("bin", i, Buffer.from([i]));
       }
-    }, N);
-
-    const expectedWs = [];
-    const expectedPoll = [];
-    for (let i = 0; i < N; i++) {
-      expectedWs.push(`m:${i}`);
-      expectedPoll.push(`m:${i}`);
-      if (i % 10 === 0) expectedWs.push(`b:${i}`);
-      if (i % 15 === 0) expectedWs.push(`r:${i}`);
+    },
+    { n: N, binary },
+  );
+  const expectedWs = [];
+  const expectedPoll = [];
+  for (let i = 0; i < N; i++) {
+    expectedWs.push(`m:${i}`);
+    expectedPoll.push(`m:${i}`);
+    if (i % 10 === 0) expectedWs.push(`b:${i}`);
+    if (i % 15 === 0) expectedWs.push(`r:${i}`);
+    if (binary && i % 25 === 0) {
+      expectedWs.push(`bin:${i}`);
+      expectedPoll.push(`bin:${i}`);
     }
+  }
+  return { expectedWs, expectedPoll };
+}
+
+describe("remote broadcasts emitted in one tick", () => {
+  it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms and volatile packets", T, async (t) => {
+    const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 1);
+    const { expectedWs, expectedPoll } = await emitMixedBurst(c, { binary: false });
     await assertMixedDelivery(c, 1, { wsSeen, pollSeen, watchedSeen }, expectedWs, expectedPoll);
   });
 
@@ -150,30 +169,7 @@ describe("remote broadcasts emitted in one tick", () => {
 describe("local broadcasts emitted in one tick", () => {
   it("reach WebSocket and polling clients complete and in emit order, across namespaces, rooms, binary and volatile packets, in few writes", T, async (t) => {
     const { c, wsSeen, pollSeen, watchedSeen } = await mixedClients(t, 0);
-
-    await c.exec(0, ({ io }, n) => {
-      for (let i = 0; i < n; i++) {
-        io.emit("m", i);
-        if (i % 10 === 0) io.of("/b").emit("b", i);
-        if (i % 15 === 0) io.to("r").emit("r", i);
-        if (i % 20 === 0) io.volatile.emit("v", i);
-        // A packet with an attachment: framed by the adapter, held in its place.
-        if (i % 25 === 0) io.emit("bin", i, Buffer.from([i]));
-      }
-    }, N);
-
-    const expectedWs = [];
-    const expectedPoll = [];
-    for (let i = 0; i < N; i++) {
-      expectedWs.push(`m:${i}`);
-      expectedPoll.push(`m:${i}`);
-      if (i % 10 === 0) expectedWs.push(`b:${i}`);
-      if (i % 15 === 0) expectedWs.push(`r:${i}`);
-      if (i % 25 === 0) {
-        expectedWs.push(`bin:${i}`);
-        expectedPoll.push(`bin:${i}`);
-      }
-    }
+    const { expectedWs, expectedPoll } = await emitMixedBurst(c, { binary: true });
     await assertMixedDelivery(c, 0, { wsSeen, pollSeen, watchedSeen }, expectedWs, expectedPoll);
     // Each switch of namespace starts a new group, and volatile packets are
     // written on their own: fewer writes than messages, not one.
