@@ -18,9 +18,10 @@ const os = require("node:os");
 const path = require("node:path");
 const { fork } = require("node:child_process");
 
-const PACED = 300;
+// Fewer messages through the environment (the test suite runs it short).
+const PACED = Number(process.env.WAKE_FLOOR_PACED) || 300;
 const PACE_MS = 10;
-const ROUNDS = 20_000;
+const ROUNDS = Number(process.env.WAKE_FLOOR_ROUNDS) || 20_000;
 const nowUs = () => Number(process.hrtime.bigint()) / 1e3;
 const cpuUs = () => {
   const u = process.cpuUsage();
