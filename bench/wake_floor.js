@@ -17,6 +17,7 @@ const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { fork } = require("node:child_process");
+const { Histogram } = require("./stats");
 
 // Fewer messages through the environment (the test suite runs it short).
 const PACED = Number(process.env.WAKE_FLOOR_PACED) || 300;
@@ -27,26 +28,24 @@ const cpuUs = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
-const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
 
 // Child: connects to the parent's socket, records paced latencies, then echoes.
 function child(sockPath) {
   const c = net.connect(sockPath);
-  const lat = [];
+  const lat = new Histogram();
   let cpu0 = 0;
   let echoed = 0;
   let pending = Buffer.alloc(0);
   c.on("data", (d) => {
-    if (lat.length < PACED) {
+    if (lat.n < PACED) {
       const t = nowUs();
       pending = Buffer.concat([pending, d]);
-      while (pending.length >= 16 && lat.length < PACED) {
-        lat.push(t - pending.readDoubleLE(0));
+      while (pending.length >= 16 && lat.n < PACED) {
+        lat.record(t - pending.readDoubleLE(0));
         pending = pending.subarray(16);
       }
-      if (lat.length === PACED) {
-        lat.sort((a, b) => a - b);
-        process.send({ paced: [quantile(lat, 0.5), quantile(lat, 0.9)] });
+      if (lat.n === PACED) {
+        process.send({ paced: [lat.quantile(0.5), lat.quantile(0.9)] });
         cpu0 = cpuUs();
       }
       return;
@@ -78,23 +77,24 @@ async function main() {
 
   await new Promise((r) => setTimeout(r, 200));
   const trivial = () => Buffer.from(JSON.stringify(["t", String(process.hrtime.bigint())]));
-  const firstCall = [];
-  const secondCall = [];
+  const firstCall = new Histogram();
+  const secondCall = new Histogram();
   for (let i = 0; i < PACED; i++) {
     await new Promise((r) => setTimeout(r, PACE_MS));
     const t0 = nowUs();
     trivial();
     const t1 = nowUs();
     trivial();
-    firstCall.push(t1 - t0);
-    secondCall.push(nowUs() - t1);
+    const t2 = nowUs();
+    firstCall.record(t1 - t0);
+    secondCall.record(t2 - t1);
     const b = Buffer.allocUnsafe(16);
     b.writeDoubleLE(nowUs(), 0);
     conn.write(b);
   }
   const [p50, p90] = await paced;
 
-  const rtt = new Float64Array(ROUNDS);
+  const rtt = new Histogram();
   const msg = Buffer.alloc(16);
   let done = 0;
   let t0 = 0;
@@ -102,8 +102,8 @@ async function main() {
   await new Promise((resolve) => {
     conn.on("data", (d) => {
       for (let n = d.length / 16; n > 0; n--) {
-        rtt[done++] = nowUs() - t0;
-        if (done === ROUNDS) return resolve();
+        rtt.record(nowUs() - t0);
+        if (++done === ROUNDS) return resolve();
       }
       t0 = nowUs();
       conn.write(msg);
@@ -113,12 +113,9 @@ async function main() {
   });
   const parentCpu = (cpuUs() - cpu0) / ROUNDS;
   const kidCpu = await echoCpu;
-  rtt.sort();
-  firstCall.sort((a, b) => a - b);
-  secondCall.sort((a, b) => a - b);
 
   const row = (...cells) => console.log(`| ${cells.join(" | ")} |`);
-  const us = (v, digits = 0) => [quantile(v, 0.5).toFixed(digits), quantile(v, 0.9).toFixed(digits)];
+  const us = (h, digits = 0) => [h.quantile(0.5).toFixed(digits), h.quantile(0.9).toFixed(digits)];
   row("Node.js processes, Unix socket", "messages", "p50 (µs)", "p90 (µs)", "CPU per round trip, each process (µs)");
   row("---", "---:", "---:", "---:", "---:");
   row(`one-way, paced ${PACE_MS} ms apart`, PACED, p50.toFixed(0), p90.toFixed(0), "");

@@ -104,7 +104,7 @@ fn back_to_back() -> std::io::Result<(Vec<f64>, f64, f64)> {
 }
 
 fn main() -> std::io::Result<()> {
-    // Unmeasured first runs, so that the threads, the socket and the code are warm.
+    // An unmeasured first round-trip run, so that the code and the allocator are warm.
     back_to_back()?;
     let lat = paced()?;
     let (rtt, ping_cpu, echo_cpu) = back_to_back()?;
