@@ -93,6 +93,10 @@ export interface HubStats {
   requestsTimedOut: number;
   departures: number;
   lateResponses: number;
+  /** Frames that waited for a worker to handle the primary's own `worker.send()` messages first. */
+  fencedFrames: number;
+  /** Workers no longer waited for before they had handled those messages (silent, or too much waiting). */
+  fenceTimeouts: number;
   pendingRequests: number;
   peers: HubPeerStats[];
 }

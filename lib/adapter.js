@@ -10,7 +10,7 @@
 
 const { randomBytes } = require("node:crypto");
 const { Adapter } = require("socket.io-adapter");
-const debug = require("debug")("socket.io-cluster-rs");
+const debug = require("./debug").logger();
 const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
 const { acquireLink, roomKey, publishHeader } = require("./link");
 const { resolveOptions } = require("./options");

@@ -11,7 +11,7 @@
 const v8 = require("node:v8");
 const { randomBytes } = require("node:crypto");
 const { ClusterAdapterWithHeartbeat, MessageType } = require("socket.io-adapter");
-const debug = require("debug")("socket.io-cluster-rs:ipc");
+const debug = require("./debug").logger("ipc");
 const { prepare } = require("./codec");
 
 const SOURCE = "_sio_adapter";

@@ -5,8 +5,9 @@
 // still answer, deadlines) lives in the hub.
 
 const net = require("node:net");
-const debug = require("debug")("socket.io-cluster-rs:link");
+const debug = require("./debug").logger("link");
 const binding = require("./native");
+const { isFence } = require("./fence");
 
 // Events of Link.drain() and Link.feed(), see src/batch.rs.
 const EV = Object.freeze({
@@ -70,6 +71,15 @@ class HubLink {
       this.kick();
     }, opts.heartbeatInterval);
     this.heartbeat.unref();
+    // The primary's fences (lib/fence.js): by the time one is emitted, the
+    // handlers of the messages sent before it have run, and what they sent
+    // to the hub is ahead of the acknowledgement in this link's buffer.
+    this.onInternalMessage = (msg) => {
+      if (!isFence(msg)) return;
+      this.native.fenceAck(msg.fence);
+      this.kick();
+    };
+    process.on("internalMessage", this.onInternalMessage);
   }
 
   /**
@@ -113,6 +123,7 @@ class HubLink {
   close() {
     if (links.get(this.path) === this) links.delete(this.path);
     clearInterval(this.heartbeat);
+    process.off("internalMessage", this.onInternalMessage);
     this.stopReading();
     this.native.close();
     for (const [, handler] of this.pending) {

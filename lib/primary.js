@@ -5,10 +5,11 @@
 
 const cluster = require("node:cluster");
 const { EventEmitter } = require("node:events");
-const debug = require("debug")("socket.io-cluster-rs:hub");
+const debug = require("./debug").logger("hub");
 const binding = require("./native");
 const { primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
 const { resolvePrimaryOptions } = require("./options");
+const { SendOrder, sendUnordered } = require("./fence");
 
 const STOCK_SOURCE = "_sio_adapter";
 // Stock MessageType values whose answer goes back to the requester only.
@@ -42,6 +43,8 @@ class PrimaryHandle extends EventEmitter {
     this.path = primarySocketPath();
     removeDeadPrimarySockets(this.path);
     this._hub = new binding.Hub(this.path, opts, (ev) => this._onHubEvent(ev));
+    // The primary's own worker.send() stays in order with the hub's traffic.
+    this._order = new SendOrder(this._hub);
     this._onExit = () => this.close();
     process.once("exit", this._onExit);
     debug("hub listening at %s", this.path);
@@ -55,6 +58,7 @@ class PrimaryHandle extends EventEmitter {
   /** Stops the hub, removes its socket file and the stock relay. */
   close() {
     if (this._hub) {
+      this._order.close();
       this._hub.close();
       this._hub = null;
       process.off("exit", this._onExit);
@@ -102,7 +106,7 @@ function relayStockMessage(worker, message) {
     for (const id in workers) {
       const w = workers[id];
       if (w && w[UIDS] && w[UIDS].has(message.requesterUid)) {
-        w.send(message, null, ignoreError);
+        sendUnordered(w, message);
         return;
       }
     }
@@ -110,13 +114,9 @@ function relayStockMessage(worker, message) {
   }
   for (const id in workers) {
     const w = workers[id];
-    if (w && w.id !== worker.id) w.send(message, null, ignoreError);
+    if (w && w.id !== worker.id) sendUnordered(w, message);
   }
 }
-
-// A worker that exits mid-send makes send() report ERR_IPC_CHANNEL_CLOSED;
-// that is expected during shutdown and must not crash the primary.
-function ignoreError() {}
 
 /**
  * Starts the hub in the cluster primary. Calling it again returns the same

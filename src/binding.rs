@@ -109,6 +109,11 @@ pub struct HubStatsJs {
     pub requests_timed_out: f64,
     pub departures: f64,
     pub late_responses: f64,
+    /// Frames that waited for a worker to handle the primary's IPC messages.
+    pub fenced_frames: f64,
+    /// Workers no longer waited for (silent past their heartbeat timeout, or
+    /// past `queueHardLimit` bytes waiting) before they handled them.
+    pub fence_timeouts: f64,
     pub pending_requests: u32,
     pub peers: Vec<PeerStatsJs>,
 }
@@ -175,6 +180,8 @@ impl JsHub {
             requests_timed_out: s.router.requests_timed_out as f64,
             departures: s.router.departures as f64,
             late_responses: s.router.late_responses as f64,
+            fenced_frames: s.router.fenced_frames as f64,
+            fence_timeouts: s.router.fence_timeouts as f64,
             pending_requests: s.pending_requests as u32,
             peers: s
                 .peers
@@ -193,6 +200,25 @@ impl JsHub {
                 })
                 .collect(),
         })
+    }
+
+    /// The primary's JS is about to send IPC messages to workers: the hub
+    /// parks what workers send until `release()`.
+    #[napi]
+    pub fn hold(&self) {
+        if let Some(h) = self.inner.as_ref() {
+            h.hold();
+        }
+    }
+
+    /// The primary's stretch of IPC sends to the workers of `pids` is over:
+    /// returns each one's fence number to send it (0: not connected, none).
+    #[napi]
+    pub fn release(&self, pids: Vec<u32>) -> Vec<f64> {
+        match self.inner.as_ref() {
+            Some(h) => h.release(&pids).into_iter().map(|f| f as f64).collect(),
+            None => vec![0.0; pids.len()],
+        }
     }
 
     /// Closes every worker connection and removes the socket file.
@@ -369,6 +395,14 @@ impl JsLink {
     pub fn room_del(&self, nsp: String, room: String) -> bool {
         self.inner
             .send(&encode(&Header::RoomDel { nsp, room }, &[]))
+    }
+
+    /// Tells the hub this worker has handled the primary's IPC messages up to
+    /// its fence `seq`.
+    #[napi]
+    pub fn fence_ack(&self, seq: f64) -> bool {
+        self.inner
+            .send(&encode(&Header::FenceAck { seq: seq as u64 }, &[]))
     }
 
     /// Tells the hub this worker's event loop is alive.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of this frame protocol. A hub and a link with different versions
 /// refuse each other at the handshake with a clear error.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default upper bound of one frame body, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -68,6 +68,9 @@ pub enum Header {
     RoomAdd { nsp: String, room: String },
     /// A room of `nsp` lost its last local member in this worker.
     RoomDel { nsp: String, room: String },
+    /// The worker has handled every IPC message the primary sent it up to
+    /// its fence `seq` (see `Router::release_hold`).
+    FenceAck { seq: u64 },
 
     // ---- hub → worker ----
     /// Handshake accepted. `max_frame`: the largest frame body the hub
@@ -495,6 +498,7 @@ mod tests {
                 last: true,
             },
             Header::Heartbeat,
+            Header::FenceAck { seq: u64::MAX },
             Header::CountQuery {
                 req: 1,
                 nsp: "/x".into(),

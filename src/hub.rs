@@ -221,7 +221,7 @@ impl Hub {
         std_listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                router: Router::new(),
+                router: Router::with_deferred_limit(options.queue_hard_limit),
                 outboxes: HashMap::new(),
                 next_node: 0,
             }),
@@ -293,6 +293,21 @@ impl Hub {
         }
     }
 
+    /// The primary's JS is about to send to workers: park what workers send
+    /// until [`Hub::release`] (see the router's "Order with the primary").
+    pub fn hold(&self) {
+        self.shared.lock().router.hold(Instant::now());
+    }
+
+    /// The primary's stretch of sends to the workers of `pids` is over:
+    /// returns each one's new fence number (0 when not connected) and lets
+    /// the hub thread route what was parked.
+    pub fn release(&self, pids: &[u32]) -> Vec<u64> {
+        let fences = self.shared.lock().router.release_hold(pids);
+        self.shared.timer.notify_one();
+        fences
+    }
+
     /// Stops serving, closes every connection and removes the socket file.
     pub fn close(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -329,25 +344,48 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn timer_loop(shared: Arc<Shared>) {
+    // When to look again for workers that caught up after losing messages.
+    // Kept across wake-ups: notifications (one per request, one per release
+    // of the primary's hold) must not keep postponing it.
+    let mut drop_poll: Option<Instant> = None;
     loop {
-        let (next, drops_unreported) = {
-            let state = shared.lock();
-            let unreported = state.outboxes.values().any(|ob| !ob.unreported.is_empty());
-            (state.router.next_deadline(), unreported)
-        };
-        let mut wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        if drops_unreported {
-            wake = wake.min(Instant::now() + DROP_REPORT_POLL);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let state = &mut *shared.lock();
-                let outs = state.router.tick(Instant::now());
+        let wake = {
+            let state = &mut *shared.lock();
+            let now = Instant::now();
+            // Frames parked while the primary was sending, now that it is done.
+            if state.router.can_unpark() {
+                let outs = state.router.unpark(now);
+                dispatch(state, outs, &shared.options);
+            }
+            let due = state
+                .router
+                .next_deadline()
+                .into_iter()
+                .chain(drop_poll)
+                .min();
+            if due.is_some_and(|d| now >= d) {
+                let outs = state.router.tick(now);
                 dispatch(state, outs, &shared.options);
                 for ob in state.outboxes.values_mut() {
                     report_drops(ob, &shared.options);
                 }
+                drop_poll = None;
             }
+            if state.outboxes.values().all(|ob| ob.unreported.is_empty()) {
+                drop_poll = None;
+            } else if drop_poll.is_none() {
+                drop_poll = Some(now + DROP_REPORT_POLL);
+            }
+            let next = state
+                .router
+                .next_deadline()
+                .into_iter()
+                .chain(drop_poll)
+                .min();
+            next.unwrap_or(now + Duration::from_secs(3600))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
             _ = shared.timer.notified() => {}
         }
     }
@@ -560,7 +598,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
                     tokio::task::yield_now().await;
                 }
                 let state = &mut *shared.lock();
-                match state.router.on_frame(node, frame, Instant::now()) {
+                match state.router.accept(node, frame, Instant::now()) {
                     Ok(outs) => {
                         if dispatch(state, outs, &shared.options) {
                             shared.timer.notify_one();
@@ -578,7 +616,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     };
     {
         let state = &mut *shared.lock();
-        let outs = state.router.remove_peer(node);
+        let outs = state.router.remove_peer(node, Instant::now());
         state.outboxes.remove(&node);
         if dispatch(state, outs, &shared.options) {
             shared.timer.notify_one();

@@ -1,16 +1,44 @@
 //! The hub's brain, free of I/O: who is connected, which namespaces each
-//! worker serves, who is alive, and which requests still wait for whom.
+//! worker serves, who is alive, which requests still wait for whom, and the
+//! order between the hub's traffic and the primary's own IPC messages.
 //!
-//! Every input (a frame from a worker, a worker leaving, the clock) returns the
-//! frames to send as `(destination, bytes)`. The I/O layer in `hub.rs` only
-//! moves those bytes, which keeps every rule here unit-testable.
+//! Every input (a frame from a worker, a worker leaving, the clock, the
+//! primary) returns the frames to send as `(destination, bytes)`. The I/O
+//! layer in `hub.rs` only moves those bytes, which keeps every rule here
+//! unit-testable.
+//!
+//! ## Order with the primary's `worker.send()`
+//!
+//! With the stock adapter everything a worker receives comes through its one
+//! IPC pipe, relayed by the primary's JS thread, so a worker always handles
+//! what the primary sent it before any adapter message the primary's messages
+//! caused. Over the hub that takes two rules:
+//!
+//! - **Hold.** While the primary's JS runs a stretch of code that sends to
+//!   workers ([`Router::hold`] at the first send, [`Router::release_hold`] once
+//!   the stretch is over), frames from workers are parked, not routed: one of
+//!   them may be the reaction of a worker that already got its message to a
+//!   message the primary is still about to send to another.
+//! - **Fences.** At the end of such a stretch every worker the primary sent
+//!   to gets a fence number (sent after its messages, through the same IPC
+//!   pipe). Until it acknowledges that fence ([`Header::FenceAck`], written
+//!   after it handled everything before it), frames for it wait here, and
+//!   whether it should get a room broadcast or a request at all is decided
+//!   only then, from the rooms it has announced by that time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::frame::{encode_out, Frame, Header, NodeId, OutFrame};
+
+/// How long a hold may last: a primary that stays in one synchronous stretch
+/// longer than this after sending no longer delays the cluster's traffic.
+pub const MAX_HOLD: Duration = Duration::from_millis(250);
+
+/// Bytes that may wait for one worker's fence before its gate is forced open.
+pub const DEFAULT_DEFERRED_LIMIT: usize = 128 * 1024 * 1024;
 
 /// How a frame may be treated when its receiver's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +78,52 @@ pub struct RouterStats {
     pub requests_timed_out: u64,
     pub departures: u64,
     pub late_responses: u64,
+    /// Frames that waited for a worker to handle the primary's IPC messages.
+    pub fenced_frames: u64,
+    /// Gates opened without the worker's acknowledgement (it stayed silent
+    /// past its heartbeat timeout, or too much waited for it).
+    pub fence_timeouts: u64,
+}
+
+/// A frame that waits until its receiver has handled the primary's messages.
+#[derive(Debug)]
+enum Deferred {
+    /// Goes out as it is (answers and outcomes of the receiver's requests).
+    Frame(Out),
+    /// A broadcast or room operation: sent if the receiver serves `nsp` (and
+    /// has a member in one of `rooms`) once released.
+    Publish {
+        nsp: String,
+        rooms: Vec<String>,
+        out: Out,
+    },
+    /// Request `id`, in which the receiver is counted tentatively: forwarded
+    /// if it serves `nsp` (and `rooms`) and is alive once released, otherwise
+    /// the request stops waiting for it.
+    Request {
+        id: u64,
+        nsp: String,
+        rooms: Vec<String>,
+        out: Out,
+    },
+}
+
+impl Deferred {
+    fn len(&self) -> usize {
+        match self {
+            Deferred::Frame(out)
+            | Deferred::Publish { out, .. }
+            | Deferred::Request { out, .. } => out.bytes.len(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Gated {
+    /// The fence the receiver must have acknowledged first.
+    fence: u64,
+    since: Instant,
+    item: Deferred,
 }
 
 #[derive(Debug)]
@@ -64,6 +138,30 @@ struct Peer {
     /// False while the worker has been silent for longer than its heartbeat
     /// timeout: it is not counted and not waited for, until it speaks again.
     alive: bool,
+    /// The last fence given to this worker, and the last it acknowledged.
+    fence_sent: u64,
+    fence_acked: u64,
+    /// Frames for it that wait for a fence, in order.
+    deferred: VecDeque<Gated>,
+    deferred_bytes: usize,
+}
+
+impl Peer {
+    /// True while frames for this worker must wait (behind a fence, or behind
+    /// frames that do).
+    fn gated(&self) -> bool {
+        self.fence_acked < self.fence_sent || !self.deferred.is_empty()
+    }
+
+    /// Serves `nsp` and, when `rooms` is not empty, has a member in one of them.
+    fn wants(&self, nsp: &str, rooms: &[String]) -> bool {
+        self.nsps.contains_key(nsp)
+            && (rooms.is_empty()
+                || self
+                    .rooms
+                    .get(nsp)
+                    .is_some_and(|set| rooms.iter().any(|r| set.contains(r))))
+    }
 }
 
 #[derive(Debug)]
@@ -76,13 +174,24 @@ struct Pending {
     keep: bool,
 }
 
-/// Routing table, membership and request bookkeeping.
-#[derive(Debug, Default)]
+/// Routing table, membership, request bookkeeping and order with the primary.
+#[derive(Debug)]
 pub struct Router {
     peers: HashMap<NodeId, Peer>,
     requests: HashMap<u64, Pending>,
     next_request: u64,
     stats: RouterStats,
+    /// Set while the primary's JS is in a stretch of code that sends to workers.
+    held_since: Option<Instant>,
+    /// Frames that arrived during a hold (or behind frames that did), in order.
+    parked: VecDeque<(NodeId, Frame)>,
+    deferred_limit: usize,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::with_deferred_limit(DEFAULT_DEFERRED_LIMIT)
+    }
 }
 
 /// Summary of one connected worker, for `stats()`.
@@ -94,10 +203,42 @@ pub struct PeerInfo {
     pub namespaces: Vec<String>,
 }
 
+/// True for the frames a worker may send once connected.
+fn from_worker(header: &Header) -> bool {
+    matches!(
+        header,
+        Header::Register { .. }
+            | Header::Unregister { .. }
+            | Header::Publish { .. }
+            | Header::Request { .. }
+            | Header::Respond { .. }
+            | Header::Heartbeat
+            | Header::CountQuery { .. }
+            | Header::RoomAdd { .. }
+            | Header::RoomDel { .. }
+            | Header::FenceAck { .. }
+    )
+}
+
 impl Router {
     /// An empty router.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty router that lets at most `limit` bytes wait for one worker's
+    /// fence; past it the worker's gate opens (its order is then lost, its
+    /// memory bounded).
+    pub fn with_deferred_limit(limit: usize) -> Self {
+        Router {
+            peers: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            stats: RouterStats::default(),
+            held_since: None,
+            parked: VecDeque::new(),
+            deferred_limit: limit,
+        }
     }
 
     /// Registers a worker that completed the handshake.
@@ -111,30 +252,97 @@ impl Router {
                 last_seen: now,
                 heartbeat_timeout,
                 alive: true,
+                fence_sent: 0,
+                fence_acked: 0,
+                deferred: VecDeque::new(),
+                deferred_bytes: 0,
             },
         );
     }
 
     /// A worker's connection closed: it leaves every pending request at once.
-    pub fn remove_peer(&mut self, node: NodeId) -> Vec<Out> {
+    pub fn remove_peer(&mut self, node: NodeId, now: Instant) -> Vec<Out> {
         let mut out = Vec::new();
         if self.peers.remove(&node).is_none() {
             return out;
         }
         // Requests this worker made have nobody left to answer to.
         self.requests.retain(|_, p| p.requester != node);
-        self.depart(node, None, &mut out);
+        self.depart(node, None, now, &mut out);
+        self.count_out(&out);
         out
     }
 
-    /// Handles one frame from `from`. An `Err` is a protocol violation: the
-    /// caller drops the connection with that reason.
-    pub fn on_frame(
-        &mut self,
-        from: NodeId,
-        frame: Frame,
-        now: Instant,
-    ) -> Result<Vec<Out>, String> {
+    /// The primary's JS started a stretch of code that sends to workers:
+    /// frames from workers are parked until [`Router::release_hold`].
+    pub fn hold(&mut self, now: Instant) {
+        self.held_since.get_or_insert(now);
+    }
+
+    /// The stretch is over and sent to the workers of `pids`: each connected
+    /// one gets a new fence, whose number is returned (0 for a pid that is
+    /// not connected: nothing to order it against). The parked frames are
+    /// routed by [`Router::unpark`], behind the new fences.
+    pub fn release_hold(&mut self, pids: &[u32]) -> Vec<u64> {
+        self.held_since = None;
+        pids.iter()
+            .map(|pid| {
+                // The newest connection of that process.
+                let node = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.pid == *pid)
+                    .map(|(n, _)| *n)
+                    .max();
+                match node.and_then(|n| self.peers.get_mut(&n)) {
+                    Some(p) => {
+                        p.fence_sent += 1;
+                        p.fence_sent
+                    }
+                    None => 0,
+                }
+            })
+            .collect()
+    }
+
+    /// True when parked frames can be routed now.
+    pub fn can_unpark(&self) -> bool {
+        self.held_since.is_none() && !self.parked.is_empty()
+    }
+
+    /// Routes the frames parked during a hold, in the order they arrived.
+    pub fn unpark(&mut self, now: Instant) -> Vec<Out> {
+        let mut out = Vec::new();
+        if self.held_since.is_some() {
+            return out;
+        }
+        while let Some((from, frame)) = self.parked.pop_front() {
+            out.extend(self.on_frame(from, frame, now));
+        }
+        out
+    }
+
+    /// Takes one frame from `from`: routed now, or parked while the primary
+    /// holds (and behind frames that were). An `Err` is a protocol violation:
+    /// the caller drops the connection with that reason.
+    pub fn accept(&mut self, from: NodeId, frame: Frame, now: Instant) -> Result<Vec<Out>, String> {
+        if !from_worker(&frame.header) {
+            return Err(format!(
+                "unexpected frame from a worker: {:?}",
+                frame.header
+            ));
+        }
+        if self.held_since.is_some() || !self.parked.is_empty() {
+            // Alive is alive, whenever its frame gets routed.
+            self.touch(from, now);
+            self.parked.push_back((from, frame));
+            return Ok(Vec::new());
+        }
+        Ok(self.on_frame(from, frame, now))
+    }
+
+    /// Routes one frame from `from` (checked by [`Router::accept`]).
+    fn on_frame(&mut self, from: NodeId, frame: Frame, now: Instant) -> Vec<Out> {
         let mut out = Vec::new();
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.payload.len() as u64;
@@ -162,7 +370,7 @@ impl Router {
                     None => false,
                 };
                 if gone {
-                    self.depart(from, Some(&nsp), &mut out);
+                    self.depart(from, Some(&nsp), now, &mut out);
                 }
             }
             Header::Publish {
@@ -182,14 +390,36 @@ impl Router {
                         from,
                         kind,
                     },
-                    frame.payload.clone(),
+                    frame.payload,
                 );
-                for to in self.members(&nsp, from, false, &rooms) {
-                    out.push(Out {
+                let targets: Vec<(NodeId, bool)> = self
+                    .peers
+                    .iter()
+                    .filter(|(n, _)| **n != from)
+                    .filter_map(|(n, p)| {
+                        if p.gated() {
+                            Some((*n, true))
+                        } else {
+                            p.wants(&nsp, &rooms).then_some((*n, false))
+                        }
+                    })
+                    .collect();
+                for (to, gated) in targets {
+                    let o = Out {
                         to,
                         bytes: bytes.clone(),
                         class,
-                    });
+                    };
+                    if gated {
+                        let item = Deferred::Publish {
+                            nsp: nsp.clone(),
+                            rooms: rooms.clone(),
+                            out: o,
+                        };
+                        self.defer(to, item, now, &mut out);
+                    } else {
+                        out.push(o);
+                    }
                 }
             }
             Header::Request {
@@ -200,22 +430,38 @@ impl Router {
                 keep,
                 rooms,
             } => {
+                // A request parked behind its requester's departure.
+                if !self.peers.contains_key(&from) {
+                    return out;
+                }
                 self.stats.requests += 1;
-                let waiting: HashSet<NodeId> =
-                    self.members(&nsp, from, true, &rooms).into_iter().collect();
+                // Workers behind a fence are counted tentatively: whether
+                // they serve the namespace and rooms is known once they
+                // handled the primary's messages.
+                let mut ready = Vec::new();
+                let mut tentative = Vec::new();
+                for (n, p) in &self.peers {
+                    if *n == from || !p.alive {
+                        continue;
+                    }
+                    if p.gated() {
+                        tentative.push(*n);
+                    } else if p.wants(&nsp, &rooms) {
+                        ready.push(*n);
+                    }
+                }
+                let waiting: HashSet<NodeId> = ready.iter().chain(&tentative).copied().collect();
                 // Only broadcasts with acks need the count up front (for
                 // socket.io's serverCount()); others save the frame.
                 if keep {
-                    out.push(control(
-                        from,
-                        &Header::Accepted {
-                            req,
-                            expected: waiting.len() as u32,
-                        },
-                    ));
+                    let accepted = Header::Accepted {
+                        req,
+                        expected: waiting.len() as u32,
+                    };
+                    self.send(control(from, &accepted), now, &mut out);
                 }
                 if waiting.is_empty() {
-                    out.push(control(from, &Header::Done { req }));
+                    self.send(control(from, &Header::Done { req }), now, &mut out);
                 } else {
                     self.next_request += 1;
                     let id = self.next_request;
@@ -226,37 +472,51 @@ impl Router {
                             from,
                             kind,
                         },
-                        frame.payload.clone(),
+                        frame.payload,
                     );
-                    for to in &waiting {
-                        out.push(Out {
-                            to: *to,
-                            bytes: bytes.clone(),
-                            class: Class::Data,
-                        });
-                    }
                     self.requests.insert(
                         id,
                         Pending {
                             requester: from,
                             req,
-                            nsp,
+                            nsp: nsp.clone(),
                             waiting,
                             deadline: now + Duration::from_millis(u64::from(timeout_ms)),
                             keep,
                         },
                     );
+                    for to in ready {
+                        out.push(Out {
+                            to,
+                            bytes: bytes.clone(),
+                            class: Class::Data,
+                        });
+                    }
+                    for to in tentative {
+                        let item = Deferred::Request {
+                            id,
+                            nsp: nsp.clone(),
+                            rooms: rooms.clone(),
+                            out: Out {
+                                to,
+                                bytes: bytes.clone(),
+                                class: Class::Data,
+                            },
+                        };
+                        self.defer(to, item, now, &mut out);
+                    }
                 }
             }
             Header::Respond { id, last } => {
-                let Some(p) = self.requests.get_mut(&id) else {
+                let known = self.peers.contains_key(&from);
+                let Some(p) = self.requests.get_mut(&id).filter(|_| known) else {
                     self.stats.late_responses += 1;
-                    return Ok(out);
+                    return out;
                 };
                 // The answer that completes the request says so itself: one
                 // frame back to the requester instead of two.
                 let done = last && p.waiting.remove(&from) && p.waiting.is_empty();
-                out.push(Out {
+                let reply = Out {
                     to: p.requester,
                     bytes: encode_out(
                         &Header::Reply {
@@ -265,19 +525,20 @@ impl Router {
                             last,
                             done,
                         },
-                        frame.payload.clone(),
+                        frame.payload,
                     ),
                     // Never drop the frame that completes a request.
                     class: if done { Class::Control } else { Class::Data },
-                });
+                };
                 if done && !p.keep {
                     self.requests.remove(&id);
                 }
+                self.send(reply, now, &mut out);
             }
             Header::Heartbeat => {}
             Header::CountQuery { req, nsp } => {
-                let count = 1 + self.members(&nsp, from, true, &[]).len() as u32;
-                out.push(control(from, &Header::Count { req, count }));
+                let count = 1 + self.members(&nsp, from).len() as u32;
+                self.send(control(from, &Header::Count { req, count }), now, &mut out);
             }
             Header::RoomAdd { nsp, room } => {
                 if let Some(p) = self.peers.get_mut(&from) {
@@ -291,15 +552,25 @@ impl Router {
                     }
                 }
             }
-            other => return Err(format!("unexpected frame from a worker: {other:?}")),
+            Header::FenceAck { seq } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.fence_acked = p.fence_acked.max(seq.min(p.fence_sent));
+                }
+                self.release(from, now, &mut out);
+            }
+            // Refused by accept().
+            _ => {}
         }
         self.count_out(&out);
-        Ok(out)
+        out
     }
 
-    /// Applies deadlines and heartbeat timeouts that passed at `now`.
+    /// Applies deadlines, heartbeat timeouts and overdue holds and fences at `now`.
     pub fn tick(&mut self, now: Instant) -> Vec<Out> {
         let mut out = Vec::new();
+        if self.held_since.is_some_and(|t| now >= t + MAX_HOLD) {
+            self.held_since = None;
+        }
         let expired: Vec<u64> = self
             .requests
             .iter()
@@ -318,14 +589,12 @@ impl Router {
                         .filter_map(|n| self.peers.get(n).map(|peer| peer.pid))
                         .collect();
                     pids.sort_unstable();
-                    out.push(control(
-                        p.requester,
-                        &Header::TimedOut {
-                            req: p.req,
-                            missing: p.waiting.len() as u32,
-                            pids,
-                        },
-                    ));
+                    let timed_out = Header::TimedOut {
+                        req: p.req,
+                        missing: p.waiting.len() as u32,
+                        pids,
+                    };
+                    self.send(control(p.requester, &timed_out), now, &mut out);
                 }
             }
         }
@@ -339,7 +608,22 @@ impl Router {
             if let Some(p) = self.peers.get_mut(&node) {
                 p.alive = false;
             }
-            self.depart(node, None, &mut out);
+            self.depart(node, None, now, &mut out);
+        }
+        // A worker that has not handled the primary's messages within its
+        // heartbeat timeout is as good as down: stop holding its frames.
+        let overdue: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.deferred
+                    .front()
+                    .is_some_and(|g| now >= g.since + p.heartbeat_timeout)
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for node in overdue {
+            self.open_gate(node, now, &mut out);
         }
         self.count_out(&out);
         out
@@ -348,12 +632,15 @@ impl Router {
     /// The earliest instant at which [`Router::tick`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let requests = self.requests.values().map(|p| p.deadline);
-        let peers = self
-            .peers
-            .values()
-            .filter(|p| p.alive)
-            .map(|p| p.last_seen + p.heartbeat_timeout + Duration::from_millis(1));
-        requests.chain(peers).min()
+        let peers = self.peers.values().flat_map(|p| {
+            let silent = p
+                .alive
+                .then(|| p.last_seen + p.heartbeat_timeout + Duration::from_millis(1));
+            let fence = p.deferred.front().map(|g| g.since + p.heartbeat_timeout);
+            silent.into_iter().chain(fence)
+        });
+        let hold = self.held_since.map(|t| t + MAX_HOLD);
+        requests.chain(peers).chain(hold).min()
     }
 
     /// Live workers that serve `nsp`, for `serverCount()`.
@@ -401,48 +688,132 @@ impl Router {
         }
     }
 
-    /// Other workers serving `nsp`; with `alive_only`, only those not silent;
-    /// with `rooms`, only those with a local member in one of them.
-    fn members(
-        &self,
-        nsp: &str,
-        except: NodeId,
-        alive_only: bool,
-        rooms: &[String],
-    ) -> Vec<NodeId> {
+    /// Other live workers that serve `nsp`.
+    fn members(&self, nsp: &str, except: NodeId) -> Vec<NodeId> {
         self.peers
             .iter()
-            .filter(|(n, p)| {
-                **n != except
-                    && (p.alive || !alive_only)
-                    && p.nsps.contains_key(nsp)
-                    && (rooms.is_empty()
-                        || p.rooms
-                            .get(nsp)
-                            .is_some_and(|set| rooms.iter().any(|r| set.contains(r))))
-            })
+            .filter(|(n, p)| **n != except && p.alive && p.nsps.contains_key(nsp))
             .map(|(n, _)| *n)
             .collect()
     }
 
-    /// `node` stops being waited for, by every request (or only those of `nsp`).
-    fn depart(&mut self, node: NodeId, nsp: Option<&str>, out: &mut Vec<Out>) {
-        let mut finished = Vec::new();
-        for (id, p) in self.requests.iter_mut() {
-            if nsp.is_some_and(|n| n != p.nsp) || !p.waiting.remove(&node) {
-                continue;
-            }
-            self.stats.departures += 1;
-            out.push(control(p.requester, &Header::Departed { req: p.req, node }));
-            if p.waiting.is_empty() {
-                out.push(control(p.requester, &Header::Done { req: p.req }));
-                if !p.keep {
-                    finished.push(*id);
+    /// Queues `o` for its receiver: out now, or behind the receiver's fence.
+    fn send(&mut self, o: Out, now: Instant, out: &mut Vec<Out>) {
+        if self.peers.get(&o.to).is_some_and(Peer::gated) {
+            let to = o.to;
+            self.defer(to, Deferred::Frame(o), now, out);
+        } else {
+            out.push(o);
+        }
+    }
+
+    /// Makes `item` wait for `node`'s current fence.
+    fn defer(&mut self, node: NodeId, item: Deferred, now: Instant, out: &mut Vec<Out>) {
+        let Some(p) = self.peers.get_mut(&node) else {
+            return;
+        };
+        self.stats.fenced_frames += 1;
+        p.deferred_bytes += item.len();
+        p.deferred.push_back(Gated {
+            fence: p.fence_sent,
+            since: now,
+            item,
+        });
+        if p.deferred_bytes > self.deferred_limit {
+            self.open_gate(node, now, out);
+        }
+    }
+
+    /// Releases everything waiting for `node` without its acknowledgement.
+    fn open_gate(&mut self, node: NodeId, now: Instant, out: &mut Vec<Out>) {
+        if let Some(p) = self.peers.get_mut(&node) {
+            self.stats.fence_timeouts += 1;
+            p.fence_acked = p.fence_sent;
+        }
+        self.release(node, now, out);
+    }
+
+    /// Sends what waited for fences `node` has acknowledged, in order,
+    /// deciding room and namespace membership from its state now.
+    fn release(&mut self, node: NodeId, now: Instant, out: &mut Vec<Out>) {
+        let mut ready = Vec::new();
+        if let Some(p) = self.peers.get_mut(&node) {
+            while p.deferred.front().is_some_and(|g| g.fence <= p.fence_acked) {
+                if let Some(g) = p.deferred.pop_front() {
+                    p.deferred_bytes -= g.item.len();
+                    ready.push(g.item);
                 }
             }
         }
-        for id in finished {
+        for item in ready {
+            let Some(p) = self.peers.get(&node) else {
+                return;
+            };
+            match item {
+                Deferred::Frame(o) => out.push(o),
+                Deferred::Publish { nsp, rooms, out: o } => {
+                    if p.wants(&nsp, &rooms) {
+                        out.push(o);
+                    }
+                }
+                Deferred::Request {
+                    id,
+                    nsp,
+                    rooms,
+                    out: o,
+                } => {
+                    let asked = self
+                        .requests
+                        .get(&id)
+                        .is_some_and(|r| r.waiting.contains(&node));
+                    if !asked {
+                        continue;
+                    }
+                    if p.alive && p.wants(&nsp, &rooms) {
+                        out.push(o);
+                    } else {
+                        // Not a member after all: one fewer to wait for.
+                        self.leave_request(id, node, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `node` stops being waited for by request `id`.
+    fn leave_request(&mut self, id: u64, node: NodeId, now: Instant, out: &mut Vec<Out>) {
+        let Some(p) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if !p.waiting.remove(&node) {
+            return;
+        }
+        let (requester, req) = (p.requester, p.req);
+        let finished = p.waiting.is_empty();
+        if finished && !p.keep {
             self.requests.remove(&id);
+        }
+        self.send(
+            control(requester, &Header::Departed { req, node }),
+            now,
+            out,
+        );
+        if finished {
+            self.send(control(requester, &Header::Done { req }), now, out);
+        }
+    }
+
+    /// `node` stops being waited for, by every request (or only those of `nsp`).
+    fn depart(&mut self, node: NodeId, nsp: Option<&str>, now: Instant, out: &mut Vec<Out>) {
+        let ids: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, p)| nsp.is_none_or(|n| n == p.nsp) && p.waiting.contains(&node))
+            .map(|(id, _)| *id)
+            .collect();
+        self.stats.departures += ids.len() as u64;
+        for id in ids {
+            self.leave_request(id, node, now, out);
         }
     }
 
@@ -482,7 +853,7 @@ mod tests {
         let mut r = Router::new();
         for n in 1..=3 {
             r.add_peer(n, 100 + n, HB, now);
-            r.on_frame(n, frame(Header::Register { nsp: "/".into() }), now)
+            r.accept(n, frame(Header::Register { nsp: "/".into() }), now)
                 .unwrap();
         }
         r
@@ -490,7 +861,7 @@ mod tests {
 
     fn request(r: &mut Router, from: NodeId, keep: bool, now: Instant) -> Vec<(NodeId, Header)> {
         headers(
-            &r.on_frame(
+            &r.accept(
                 from,
                 frame(Header::Request {
                     req: 9,
@@ -529,7 +900,7 @@ mod tests {
             payload,
         };
         let large = Bytes::from(vec![7u8; crate::frame::SHARE_FROM]);
-        let out = r.on_frame(1, publish(large.clone()), now).unwrap();
+        let out = r.accept(1, publish(large.clone()), now).unwrap();
         assert_eq!(out.len(), 2);
         for o in &out {
             // The very bytes that were read, not a copy.
@@ -538,7 +909,7 @@ mod tests {
             assert_eq!(body.payload, large);
         }
         let small = Bytes::from(vec![7u8; crate::frame::SHARE_FROM - 1]);
-        let out = r.on_frame(1, publish(small.clone()), now).unwrap();
+        let out = r.accept(1, publish(small.clone()), now).unwrap();
         for o in &out {
             assert!(o.bytes.payload.is_empty());
             assert_eq!(decode_body(o.bytes.head.slice(4..)).unwrap().payload, small);
@@ -551,7 +922,7 @@ mod tests {
         let mut r = three(now);
         r.add_peer(4, 104, HB, now); // no namespace: must not receive
         let out = headers(
-            &r.on_frame(
+            &r.accept(
                 1,
                 frame(Header::Publish {
                     nsp: "/".into(),
@@ -579,7 +950,7 @@ mod tests {
         let now = Instant::now();
         let mut r = three(now);
         let add = |r: &mut Router, n: NodeId, room: &str| {
-            r.on_frame(
+            r.accept(
                 n,
                 frame(Header::RoomAdd {
                     nsp: "/".into(),
@@ -592,7 +963,7 @@ mod tests {
         add(&mut r, 2, "\"a\"");
         add(&mut r, 3, "1");
         add(&mut r, 3, "\"a\"");
-        r.on_frame(
+        r.accept(
             3,
             frame(Header::RoomDel {
                 nsp: "/".into(),
@@ -603,7 +974,7 @@ mod tests {
         .unwrap();
         let publish = |r: &mut Router, rooms: Vec<String>| -> Vec<NodeId> {
             let out = r
-                .on_frame(
+                .accept(
                     1,
                     frame(Header::Publish {
                         nsp: "/".into(),
@@ -639,7 +1010,7 @@ mod tests {
             .all(|(to, h)| *to != 1 && matches!(h, Header::Incoming { .. })));
         let id = incoming_id(&out);
         let a = headers(
-            &r.on_frame(2, frame(Header::Respond { id, last: true }), now)
+            &r.accept(2, frame(Header::Respond { id, last: true }), now)
                 .unwrap(),
         );
         assert_eq!(
@@ -655,7 +1026,7 @@ mod tests {
             )]
         );
         let b = headers(
-            &r.on_frame(3, frame(Header::Respond { id, last: true }), now)
+            &r.accept(3, frame(Header::Respond { id, last: true }), now)
                 .unwrap(),
         );
         // The last answer carries the completion itself.
@@ -696,9 +1067,9 @@ mod tests {
         let now = Instant::now();
         let mut r = three(now);
         let id = incoming_id(&request(&mut r, 1, false, now));
-        r.on_frame(2, frame(Header::Respond { id, last: true }), now)
+        r.accept(2, frame(Header::Respond { id, last: true }), now)
             .unwrap();
-        let out = headers(&r.remove_peer(3));
+        let out = headers(&r.remove_peer(3, now));
         assert_eq!(
             out,
             vec![
@@ -715,7 +1086,7 @@ mod tests {
         let now = Instant::now();
         let mut r = three(now);
         request(&mut r, 1, false, now);
-        r.remove_peer(1);
+        r.remove_peer(1, now);
         assert_eq!(r.pending_requests(), 0);
     }
 
@@ -723,16 +1094,16 @@ mod tests {
     fn unregister_leaves_only_that_namespace() {
         let now = Instant::now();
         let mut r = three(now);
-        r.on_frame(3, frame(Header::Register { nsp: "/b".into() }), now)
+        r.accept(3, frame(Header::Register { nsp: "/b".into() }), now)
             .unwrap();
         request(&mut r, 1, false, now);
         let out = headers(
-            &r.on_frame(3, frame(Header::Unregister { nsp: "/b".into() }), now)
+            &r.accept(3, frame(Header::Unregister { nsp: "/b".into() }), now)
                 .unwrap(),
         );
         assert!(out.is_empty(), "request on / must still wait for 3");
         let out = headers(
-            &r.on_frame(3, frame(Header::Unregister { nsp: "/".into() }), now)
+            &r.accept(3, frame(Header::Unregister { nsp: "/".into() }), now)
                 .unwrap(),
         );
         assert_eq!(out, vec![(1, Header::Departed { req: 9, node: 3 })]);
@@ -743,7 +1114,7 @@ mod tests {
         let now = Instant::now();
         let mut r = three(now);
         let id = incoming_id(&request(&mut r, 1, false, now));
-        r.on_frame(2, frame(Header::Respond { id, last: true }), now)
+        r.accept(2, frame(Header::Respond { id, last: true }), now)
             .unwrap();
         assert!(r.tick(now + Duration::from_millis(999)).is_empty());
         let out = headers(&r.tick(now + Duration::from_millis(1000)));
@@ -760,7 +1131,7 @@ mod tests {
         );
         // A late answer is counted and dropped, never forwarded.
         assert!(r
-            .on_frame(3, frame(Header::Respond { id, last: true }), now)
+            .accept(3, frame(Header::Respond { id, last: true }), now)
             .unwrap()
             .is_empty());
         assert_eq!(r.stats().late_responses, 1);
@@ -773,11 +1144,11 @@ mod tests {
         let id = incoming_id(&request(&mut r, 1, true, now));
         for _ in 0..3 {
             let out = r
-                .on_frame(2, frame(Header::Respond { id, last: false }), now)
+                .accept(2, frame(Header::Respond { id, last: false }), now)
                 .unwrap();
             assert_eq!(out.len(), 1);
         }
-        let out = headers(&r.remove_peer(3));
+        let out = headers(&r.remove_peer(3, now));
         assert_eq!(out[0], (1, Header::Departed { req: 9, node: 3 }));
         // Node 2 never said "last", so the kept request times out at its deadline.
         let out = headers(&r.tick(now + Duration::from_secs(2)));
@@ -800,10 +1171,10 @@ mod tests {
         let mut r = three(now);
         let later = now + Duration::from_millis(9_500);
         for n in [1, 2] {
-            r.on_frame(n, frame(Header::Heartbeat), later).unwrap();
+            r.accept(n, frame(Header::Heartbeat), later).unwrap();
         }
         let id = incoming_id(&request(&mut r, 1, false, later));
-        r.on_frame(2, frame(Header::Respond { id, last: true }), later)
+        r.accept(2, frame(Header::Respond { id, last: true }), later)
             .unwrap();
         let t = now + HB + Duration::from_millis(2);
         assert!(r.next_deadline().unwrap() <= t);
@@ -816,7 +1187,7 @@ mod tests {
             ]
         );
         assert_eq!(r.count("/"), 2);
-        r.on_frame(3, frame(Header::Heartbeat), t).unwrap();
+        r.accept(3, frame(Header::Heartbeat), t).unwrap();
         assert_eq!(r.count("/"), 3);
     }
 
@@ -825,12 +1196,12 @@ mod tests {
         let now = Instant::now();
         let mut r = Router::new();
         r.add_peer(1, 1, HB, now);
-        r.on_frame(1, frame(Header::Register { nsp: "/".into() }), now)
+        r.accept(1, frame(Header::Register { nsp: "/".into() }), now)
             .unwrap();
         let out = request(&mut r, 1, false, now);
         assert_eq!(out, vec![(1, Header::Done { req: 9 })]);
         let out = headers(
-            &r.on_frame(
+            &r.accept(
                 1,
                 frame(Header::CountQuery {
                     req: 2,
@@ -847,6 +1218,217 @@ mod tests {
     fn hub_frames_from_a_worker_are_a_protocol_error() {
         let now = Instant::now();
         let mut r = three(now);
-        assert!(r.on_frame(1, frame(Header::Done { req: 1 }), now).is_err());
+        assert!(r.accept(1, frame(Header::Done { req: 1 }), now).is_err());
+    }
+
+    fn publish_to(rooms: &[&str]) -> Frame {
+        frame(Header::Publish {
+            nsp: "/".into(),
+            kind: 3,
+            volatile: false,
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+        })
+    }
+
+    fn room_add(room: &str) -> Frame {
+        frame(Header::RoomAdd {
+            nsp: "/".into(),
+            room: room.into(),
+        })
+    }
+
+    fn sorted_targets(out: &[Out]) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = out.iter().map(|o| o.to).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn frames_sent_during_a_hold_are_parked_then_routed_behind_the_new_fences() {
+        let now = Instant::now();
+        let mut r = three(now);
+        r.hold(now);
+        // Worker 1 reacts to its message before the primary has sent worker
+        // 2 the one telling it to join the room.
+        assert!(r.accept(1, publish_to(&["\"x\""]), now).unwrap().is_empty());
+        assert_eq!(r.release_hold(&[102, 101, 999]), vec![1, 1, 0]);
+        // Parked: nothing goes out yet, and worker 2 is behind its fence.
+        assert!(r.unpark(now).is_empty());
+        // Worker 2 handles the message (joins), then acknowledges the fence.
+        assert!(r.accept(2, room_add("\"x\""), now).unwrap().is_empty());
+        let out = r
+            .accept(2, frame(Header::FenceAck { seq: 1 }), now)
+            .unwrap();
+        assert_eq!(sorted_targets(&out), vec![2]);
+        assert!(r.stats().fenced_frames >= 1);
+        // Worker 1's own fence does not hold up the others.
+        let out = r.accept(2, publish_to(&[]), now).unwrap();
+        assert_eq!(sorted_targets(&out), vec![3]);
+        let out = r
+            .accept(1, frame(Header::FenceAck { seq: 1 }), now)
+            .unwrap();
+        assert_eq!(sorted_targets(&out), vec![1]);
+    }
+
+    #[test]
+    fn frames_arriving_while_parked_frames_wait_keep_their_order() {
+        let now = Instant::now();
+        let mut r = three(now);
+        r.hold(now);
+        r.accept(1, publish_to(&[]), now).unwrap();
+        r.release_hold(&[]);
+        // The hub thread has not unparked yet: this one queues behind.
+        assert!(r.accept(2, publish_to(&[]), now).unwrap().is_empty());
+        assert!(r.can_unpark());
+        let out = headers(&r.unpark(now));
+        let from: Vec<NodeId> = out
+            .iter()
+            .map(|(_, h)| match h {
+                Header::Message { from, .. } => *from,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(from, vec![1, 1, 2, 2]);
+        assert!(!r.can_unpark());
+    }
+
+    #[test]
+    fn a_worker_behind_a_fence_is_asked_only_if_it_joined_the_room_by_then() {
+        let now = Instant::now();
+        let mut r = three(now);
+        r.hold(now);
+        r.release_hold(&[102, 103]);
+        let out = headers(
+            &r.accept(
+                1,
+                frame(Header::Request {
+                    req: 9,
+                    nsp: "/".into(),
+                    kind: 7,
+                    timeout_ms: 1000,
+                    keep: true,
+                    rooms: vec!["\"x\"".into()],
+                }),
+                now,
+            )
+            .unwrap(),
+        );
+        // Both are counted (tentatively) for socket.io's serverCount().
+        assert_eq!(
+            out,
+            vec![(
+                1,
+                Header::Accepted {
+                    req: 9,
+                    expected: 2
+                }
+            )]
+        );
+        r.accept(2, room_add("\"x\""), now).unwrap();
+        let out = headers(
+            &r.accept(2, frame(Header::FenceAck { seq: 1 }), now)
+                .unwrap(),
+        );
+        assert!(matches!(out[..], [(2, Header::Incoming { .. })]), "{out:?}");
+        let id = incoming_id(&out);
+        // Worker 3 never joined: the request stops waiting for it.
+        let out = headers(
+            &r.accept(3, frame(Header::FenceAck { seq: 1 }), now)
+                .unwrap(),
+        );
+        assert_eq!(out, vec![(1, Header::Departed { req: 9, node: 3 })]);
+        let out = headers(
+            &r.accept(2, frame(Header::Respond { id, last: true }), now)
+                .unwrap(),
+        );
+        assert!(
+            matches!(out[..], [(1, Header::Reply { done: true, .. })]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn answers_to_a_worker_behind_a_fence_wait_for_it_too() {
+        let now = Instant::now();
+        let mut r = three(now);
+        let id = incoming_id(&request(&mut r, 1, false, now));
+        r.hold(now);
+        r.release_hold(&[101]);
+        assert!(r
+            .accept(2, frame(Header::Respond { id, last: true }), now)
+            .unwrap()
+            .is_empty());
+        assert!(r.unpark(now).is_empty());
+        let out = headers(
+            &r.accept(1, frame(Header::FenceAck { seq: 1 }), now)
+                .unwrap(),
+        );
+        assert!(
+            matches!(out[..], [(1, Header::Reply { from: 2, .. })]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_fence_never_acknowledged_opens_after_the_heartbeat_timeout() {
+        let now = Instant::now();
+        let mut r = three(now);
+        r.hold(now);
+        r.release_hold(&[102]);
+        r.accept(1, publish_to(&[]), now).unwrap();
+        let wait = now + Duration::from_secs(1);
+        let out = r.accept(1, publish_to(&[]), wait).unwrap();
+        assert_eq!(sorted_targets(&out), vec![3]);
+        assert_eq!(r.next_deadline(), Some(now + HB));
+        let out = r.tick(now + HB);
+        assert_eq!(sorted_targets(&out), vec![2, 2]);
+        assert_eq!(r.stats().fence_timeouts, 1);
+        // A hold the primary never releases ends too.
+        for n in 1..=3 {
+            r.accept(n, frame(Header::Heartbeat), now + HB).unwrap();
+        }
+        r.hold(now + HB);
+        assert_eq!(r.next_deadline(), Some(now + HB + MAX_HOLD));
+        r.accept(1, publish_to(&[]), now + HB).unwrap();
+        r.tick(now + HB + MAX_HOLD);
+        assert_eq!(sorted_targets(&r.unpark(now + HB + MAX_HOLD)), vec![2, 3]);
+    }
+
+    #[test]
+    fn too_much_waiting_for_one_worker_opens_its_gate() {
+        let now = Instant::now();
+        let mut r = Router::with_deferred_limit(1000);
+        for n in 1..=2 {
+            r.add_peer(n, 100 + n, HB, now);
+            r.accept(n, frame(Header::Register { nsp: "/".into() }), now)
+                .unwrap();
+        }
+        r.hold(now);
+        r.release_hold(&[102]);
+        let big = |len: usize| Frame {
+            header: Header::Publish {
+                nsp: "/".into(),
+                kind: 3,
+                volatile: false,
+                rooms: vec![],
+            },
+            payload: Bytes::from(vec![0u8; len]),
+        };
+        assert!(r.accept(1, big(600), now).unwrap().is_empty());
+        let out = r.accept(1, big(600), now).unwrap();
+        assert_eq!(sorted_targets(&out), vec![2, 2]);
+        assert_eq!(r.stats().fence_timeouts, 1);
+    }
+
+    #[test]
+    fn parked_frames_of_a_worker_that_left_do_not_start_requests() {
+        let now = Instant::now();
+        let mut r = three(now);
+        r.hold(now);
+        request(&mut r, 1, false, now);
+        r.remove_peer(1, now);
+        r.release_hold(&[]);
+        assert!(r.unpark(now).is_empty());
+        assert_eq!(r.pending_requests(), 0);
     }
 }
