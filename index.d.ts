@@ -112,13 +112,15 @@ export interface HubEvent {
 /** The hub running in the cluster primary, returned by {@link setupPrimary}. */
 export declare class PrimaryHandle extends EventEmitter {
   /**
-   * Path of the hub's Unix socket; null when setupPrimary() ran after workers had started
-   * (then the whole cluster uses the ipc transport, relayed like the stock primary).
+   * Address of the hub: `@socket.io-cluster-rs-<uid>-<pid>` (an abstract socket name) on Linux,
+   * a socket file path elsewhere; null without a hub (setupPrimary() ran after workers had
+   * started, or the address was taken by another user): the whole cluster then uses the ipc
+   * transport, relayed like the stock primary.
    */
   readonly path: string | null;
   /** Counters, connected workers and queue depths; null once closed. */
   stats(): HubStats | null;
-  /** Stops the hub and removes its socket file (also done when the primary exits). */
+  /** Stops the hub (and removes its socket file where there is one; also done when the primary exits). */
   close(): void;
   on(event: "connected" | "disconnected" | "refused", listener: (ev: HubEvent) => void): this;
 }

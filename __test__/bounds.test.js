@@ -7,9 +7,6 @@
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
-const path = require("node:path");
 const { clusterFor, waitFor, nextEvent, sleep } = require("./helpers/cluster");
 
 const T = { timeout: 40_000 };
@@ -251,30 +248,17 @@ describe("maxFrameSize of the hub", () => {
 
   it("a larger message sent before the worker's handshake is left out and counted, and the worker stays connected", T, async (t) => {
     const c = await clusterFor(t, { workers: 2, primaryOpts: { maxFrameSize: 32 * 1024 } });
-    // The new worker reaches the hub through a proxy that holds the hub's
-    // answers for a while, so that its first emit happens before it learns
-    // the hub's limit.
-    const hub = require("../lib/native").hubSocketPath(os.tmpdir(), c.child.pid, false);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-proxy-"));
-    const proxyPath = path.join(dir, "hub.sock");
-    const conns = new Set();
-    const proxy = net.createServer((worker) => {
-      const toHub = net.connect(hub);
-      for (const s of [worker, toHub]) {
-        conns.add(s);
-        s.on("error", () => {});
-        s.on("close", () => (worker.destroy(), toHub.destroy()));
-      }
-      worker.pipe(toHub);
-      setTimeout(() => toHub.pipe(worker), 300);
-    });
-    await new Promise((r) => proxy.listen(proxyPath, r));
-    t.after(() => {
-      for (const s of conns) s.destroy();
-      proxy.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
-    const early = await c.fork({ EMIT_AT_START: String(48 * 1024), SOCKET_IO_CLUSTER_RS_HUB: proxyPath });
+    // The primary (and its hub thread) is stopped while the new worker
+    // starts: its connection is accepted by the kernel, but the hub's answer
+    // waits, so its first emit happens before it learns the hub's limit.
+    const early = await c._request({ cmd: "harness:fork", env: { EMIT_AT_START: String(48 * 1024) } }, 5000, "fork");
+    process.kill(c.child.pid, "SIGSTOP");
+    try {
+      await sleep(1500);
+    } finally {
+      process.kill(c.child.pid, "SIGCONT");
+    }
+    await waitFor(() => c.workers[early] && c.workers[early].port, 10_000, "the new worker to listen");
     await c.waitForServerCount(3);
     const r = await c.exec(early, ({ io, state }) => ({ stats: io.of("/").adapter.stats(), error: state.earlyEmitError }));
     assert.equal(r.error, null, "the emit itself did not throw: the hub's limit was not known yet");

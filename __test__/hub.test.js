@@ -245,71 +245,88 @@ test(
   },
 );
 
-/** Runs a small primary script with its own TMPDIR; resolves with its output. */
-function runPrimary(tmpdir, code) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["-e", code], {
-      env: { ...process.env, TMPDIR: tmpdir, SOCKET_IO_CLUSTER_RS_HUB: "" },
-      cwd: root,
+const SIGNAL_PRIMARY = path.join(__dirname, "fixtures", "signal-primary.js");
+const LINUX = process.platform === "linux" ? false : "the hub's address is a socket file outside Linux";
+
+/** Starts fixtures/signal-primary.js; resolves with its report line and the child. */
+function startSignalPrimary(t, env = {}) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [SIGNAL_PRIMARY], {
+    env: { ...process.env, TMPDIR: tmp, SOCKET_IO_CLUSTER_RS_HUB: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  child.stderr.on("data", (d) => (out += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const report = new Promise((resolve, reject) => {
+    let line = "";
+    child.stdout.on("data", (d) => {
+      line += d;
+      if (line.includes("\n")) resolve(JSON.parse(line.split("\n")[0]));
     });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
+    child.on("exit", () => reject(new Error(`the primary exited before reporting:\n${out}`)));
+  });
+  return { child, tmp, report, exited, output: () => out };
+}
+
+/** True while something listens at the abstract socket `address` ("@name"). */
+function listening(address) {
+  const name = address.slice(1);
+  return fs
+    .readFileSync("/proc/net/unix", "utf8")
+    .split("\n")
+    .some((l) => l.endsWith(` @${name}`));
+}
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGKILL"]) {
+  test(`a primary ended by ${signal} (no handler of its own) leaves nothing behind`, { skip: LINUX, timeout: 30_000 }, async (t) => {
+    const p = startSignalPrimary(t);
+    const report = await p.report;
+    assert.deepEqual(report.transports, ["native", "native"], p.output());
+    assert.equal(report.crossed, true);
+    assert.match(report.address, /^@socket\.io-cluster-rs-\d+-\d+$/);
+    assert.ok(listening(report.address), "the hub listens while the primary runs");
+    p.child.kill(signal);
+    assert.equal((await p.exited).signal, signal);
+    // Its workers exit with it (cluster workers do when their primary dies).
+    await waitUntil(() => report.pids.every((pid) => !alive(pid)), 5000, "the workers to exit");
+    assert.equal(listening(report.address), false, "the address is free again");
+    assert.deepEqual(fs.readdirSync(p.tmp), [], "no file or directory left in TMPDIR");
   });
 }
 
-test("setupPrimary refuses a socket directory with a loose mode", async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(tmp, `socket.io-cluster-rs-${process.getuid()}`), { mode: 0o755 });
-  fs.chmodSync(path.join(tmp, `socket.io-cluster-rs-${process.getuid()}`), 0o755);
-  const { code, out } = await runPrimary(tmp, `require(${JSON.stringify(root)}).setupPrimary()`);
-  assert.notEqual(code, 0);
-  assert.match(out, /refusing socket directory .* mode 755 lets other users in/);
-});
+test(
+  "another user holding the hub's address cannot stop the cluster: one warning each, and it runs on ipc",
+  { skip: LINUX || (process.getuid() !== 0 && "taking the address as another user needs root (CI runs as root)"), timeout: 30_000 },
+  async (t) => {
+    const p = startSignalPrimary(t, { SQUAT_AS: "nobody" });
+    const report = await p.report;
+    assert.equal(report.address, null, "no hub");
+    assert.deepEqual(report.transports, ["ipc", "ipc"], p.output());
+    assert.equal(report.crossed, true, "the workers still reach each other");
+    const out = p.output();
+    assert.match(out, /cannot start the hub \(the hub address @socket\.io-cluster-rs-0-\d+ is already taken by uid 65534\)/);
+    assert.equal(out.match(/cannot use the hub \(.*belongs to uid 65534/g).length, 2, out);
+    p.child.kill("SIGTERM");
+    await p.exited;
+  },
+);
 
-test("setupPrimary replaces a stale socket and removes its own socket file at exit", async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  // A primary that dies by SIGKILL leaves its socket file behind.
-  const killed = await runPrimary(
-    tmp,
-    `const h = require(${JSON.stringify(root)}).setupPrimary(); console.log(h.path); process.kill(process.pid, "SIGKILL");`,
-  );
-  const stale = killed.out.trim().split("\n")[0];
-  assert.ok(fs.existsSync(stale), "the killed primary left its socket file");
-  // The next primary cleans it up, serves, and removes its own file at exit.
-  const next = await runPrimary(
-    tmp,
-    `const h = require(${JSON.stringify(root)}).setupPrimary(); console.log(h.path); console.log(require("fs").existsSync(${JSON.stringify(stale)}));`,
-  );
-  assert.equal(next.code, 0, next.out);
-  const [ownPath, staleStillThere] = next.out.trim().split("\n");
-  assert.equal(staleStillThere, "false");
-  assert.equal(fs.existsSync(ownPath), false, "socket file removed at exit");
-});
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-test("a socket file left at our own pid path is replaced", async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sioc-tmp-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const { code, out } = await runPrimary(
-    tmp,
-    `const os = require("os"), fs = require("fs"), path = require("path");
-     const dir = path.join(os.tmpdir(), "socket.io-cluster-rs-" + process.getuid());
-     fs.mkdirSync(dir, { mode: 0o700 });
-     const file = path.join(dir, process.pid + ".sock");
-     // A leftover socket file at our path (as after a crash with pid reuse).
-     const { spawnSync } = require("child_process");
-     spawnSync(process.execPath, ["-e", "require('net').createServer().listen(" + JSON.stringify(file) + ", () => process.kill(process.pid, 'SIGKILL'))"]);
-     if (!fs.existsSync(file)) throw new Error("setup failed");
-     const h = require(${JSON.stringify(root)}).setupPrimary();
-     console.log(h.path === file, fs.statSync(file).isSocket());`,
-  );
-  assert.equal(code, 0, out);
-  assert.equal(out.trim(), "true true");
-});
+async function waitUntil(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -59,6 +59,11 @@ test("installed from the tarball without devDependencies, the addon is built fro
   const pkgDir = path.join(dir, "package");
   // As on a platform the publisher did not build for.
   for (const f of fs.readdirSync(pkgDir)) if (f.endsWith(".node")) fs.rmSync(path.join(pkgDir, f));
+  // npm packs every file with a fixed 1985 mtime: against the target
+  // directory this test keeps between runs, cargo would take the sources for
+  // older than the last build and not rebuild them.
+  const now = new Date();
+  for (const f of fs.readdirSync(path.join(pkgDir, "src"))) fs.utimesSync(path.join(pkgDir, "src", f), now, now);
 
   // No node_modules above the temporary directory: @napi-rs/cli cannot be
   // found, so the hook takes the cargo path. The target directory persists

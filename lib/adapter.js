@@ -14,10 +14,19 @@ const debug = require("./debug").logger();
 const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
 const { acquireLink, roomKey, publishHeader } = require("./link");
 const { resolveOptions } = require("./options");
-const { findHubSocket } = require("./hub-path");
+const { findHub } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
 const { HeldBroadcasts, hasOutgoingListeners } = require("./held");
 const { kindsOf, framesOf, encodedOf } = require("./frames");
+
+let hubUnusableWarned = false;
+
+/** Says once per process why this worker cannot use its primary's hub. */
+function warnHubUnusable(reason) {
+  if (hubUnusableWarned) return;
+  hubUnusableWarned = true;
+  console.warn(`socket.io-cluster-rs: cannot use the hub (${reason}); this worker uses the ipc transport`);
+}
 
 function randomId() {
   return randomBytes(8).toString("hex");
@@ -56,7 +65,7 @@ class NodeClusterAdapter extends Adapter {
    */
   constructor(nsp, opts) {
     opts = resolveOptions(opts);
-    const hubPath = findHubSocket();
+    const hubPath = findHub(warnHubUnusable);
     if (!hubPath) {
       // No hub of ours (e.g. PM2's daemon runs the stock primary): speak the
       // stock protocol over Node's IPC channel instead.

@@ -1,51 +1,56 @@
 "use strict";
-// Where the hub socket of a primary lives. Primary and workers must compute the
-// same path without talking to each other: `<tmpdir>/socket.io-cluster-rs-<uid>/<primary pid>.sock`,
-// and a cluster worker's ppid is its primary. The path is deliberately not
-// exported in the environment: every descendant of the primary would inherit
-// it, and the workers of an unrelated cluster started from it would join the
-// wrong hub. SOCKET_IO_CLUSTER_RS_HUB is only an explicit override by the user.
+// Where the hub of a primary listens. Primary and workers compute the same
+// address without talking to each other, from the primary's pid (a cluster
+// worker's ppid): on Linux the abstract socket name
+// `@socket.io-cluster-rs-<uid>-<pid>` (no file, nothing to clean up, no
+// directory another user could take first), elsewhere
+// `<tmpdir>/socket.io-cluster-rs-<uid>/<pid>.sock` in a 0700 directory (see
+// src/paths.rs). The address is deliberately not exported in the
+// environment: every descendant of the primary would inherit it, and the
+// workers of an unrelated cluster started from it would join the wrong hub.
+// SOCKET_IO_CLUSTER_RS_HUB is only an explicit override by the user.
 
 const fs = require("node:fs");
 const os = require("node:os");
+const path = require("node:path");
 const binding = require("./native");
 
 const ENV_VAR = "SOCKET_IO_CLUSTER_RS_HUB";
 
-/** Path for the hub of this process (the primary); creates the 0700 directory. */
-function primarySocketPath() {
-  return binding.hubSocketPath(os.tmpdir(), process.pid, true);
+/** Address for the hub of this process (the primary); throws when it cannot have one. */
+function primaryHubAddress() {
+  return binding.hubAddress(os.tmpdir(), process.pid, true);
 }
 
 /**
- * Path of the hub this worker should use, or null when there is none (for
- * example under PM2, whose daemon runs the stock primary). Throws when the
- * socket directory exists but is unsafe (wrong owner or mode).
+ * Address of the hub this worker should use, or null when there is none
+ * usable: no hub of ours (for example under PM2, whose daemon runs the stock
+ * primary), or one this user must not trust (another user took its address
+ * or its directory); `warn` then hears why, once.
  */
-function findHubSocket() {
+function findHub(warn) {
   const override = process.env[ENV_VAR];
-  if (override) return isSocket(override) ? override : null;
-  let path;
-  try {
-    path = binding.hubSocketPath(os.tmpdir(), process.ppid, false);
-  } catch (err) {
-    if (/No such file|os error 2\b/.test(err.message)) return null;
-    throw err;
+  let address = override;
+  if (!address) {
+    try {
+      address = binding.hubAddress(os.tmpdir(), process.ppid, false);
+    } catch (err) {
+      warn(err.message);
+      return null;
+    }
+    // No socket directory: no hub of ours.
+    if (address === null) return null;
   }
-  return isSocket(path) ? path : null;
+  const state = binding.probeHub(address);
+  if (state === "up") return address;
+  if (state !== "absent") warn(state);
+  return null;
 }
 
-function isSocket(path) {
-  try {
-    return fs.statSync(path).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/** Removes sockets left behind by primaries that died without cleaning up. */
-function removeDeadPrimarySockets(socketPath) {
-  const dir = require("node:path").dirname(socketPath);
+/** Removes socket files left behind by primaries that died without cleaning up. */
+function removeDeadPrimarySockets(address) {
+  if (address.startsWith("@")) return;
+  const dir = path.dirname(address);
   let names;
   try {
     names = fs.readdirSync(dir);
@@ -69,4 +74,4 @@ function removeDeadPrimarySockets(socketPath) {
   }
 }
 
-module.exports = { primarySocketPath, findHubSocket, removeDeadPrimarySockets };
+module.exports = { primaryHubAddress, findHub, removeDeadPrimarySockets };

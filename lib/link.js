@@ -5,9 +5,11 @@
 // still answer, deadlines) lives in the hub.
 
 const net = require("node:net");
+const { createHash } = require("node:crypto");
 const debug = require("./debug").logger("link");
 const binding = require("./native");
 const { isFence } = require("./fence");
+const warnings = require("./warnings");
 
 // Events of Link.drain() and Link.feed(), see src/batch.rs.
 const EV = Object.freeze({
@@ -32,6 +34,11 @@ const BACKSTOP_MS = 2_000;
 // Bytes read from the hub per syscall at most: what the hub writes at once.
 const READ_BUFFER = 256 * 1024;
 const MAX_REQ = 0xffff_ffff;
+// Reconnection backoff: 50 ms, doubling, at most 2 s between attempts.
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 2_000;
+// Longer room and namespace names travel as a digest (see shortKey()).
+const MAX_KEY = 256;
 
 const links = new Map(); // socket path → HubLink
 
@@ -53,7 +60,12 @@ class HubLink {
       droppedOverflow: 0,
       droppedTooLarge: 0,
     };
-    this.native = new binding.Link(path, opts.heartbeatTimeout, opts.maxFrameSize, () => this.drain());
+    // The connection of the moment (a new one after each loss, see onDown()).
+    this.native = null;
+    this.closed = false;
+    this.reconnects = 0;
+    this.attempts = 0;
+    this.retryTimer = null;
     // The socket this thread reads the hub's frames from, once the link is up.
     this.reader = null;
     // The adapters (of one namespace) that may hold remote broadcasts, see
@@ -80,6 +92,22 @@ class HubLink {
       this.kick();
     };
     process.on("internalMessage", this.onInternalMessage);
+    this.connect();
+  }
+
+  /**
+   * Opens a connection and announces this worker's namespaces and rooms on
+   * it (none yet on the first one): what it sends until the handshake is
+   * done waits in the addon.
+   */
+  connect() {
+    const native = new binding.Link(this.path, this.opts.heartbeatTimeout, this.opts.maxFrameSize, () => this.drain(native));
+    this.native = native;
+    for (const [nsp, set] of this.adapters) {
+      native.register(nsp);
+      for (const adapter of set) for (const room of adapter.rooms.keys()) native.roomAdd(nsp, roomKey(room));
+    }
+    this.kick();
   }
 
   /**
@@ -97,7 +125,7 @@ class HubLink {
   }
 
   attach(adapter) {
-    const nsp = adapter.nsp.name;
+    const nsp = nspKey(adapter.nsp.name);
     let set = this.adapters.get(nsp);
     if (!set) {
       set = new Set();
@@ -109,7 +137,7 @@ class HubLink {
   }
 
   detach(adapter) {
-    const nsp = adapter.nsp.name;
+    const nsp = nspKey(adapter.nsp.name);
     const set = this.adapters.get(nsp);
     if (!set || !set.delete(adapter)) return;
     if (set.size === 0) {
@@ -122,6 +150,8 @@ class HubLink {
 
   close() {
     if (links.get(this.path) === this) links.delete(this.path);
+    this.closed = true;
+    clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     process.off("internalMessage", this.onInternalMessage);
     this.stopReading();
@@ -143,7 +173,7 @@ class HubLink {
   publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
     this.countOut(parts);
-    sizeChecked(() => this.native.publish(nsp, kind, volatile, rooms, parts));
+    sizeChecked(() => this.native.publish(nspKey(nsp), kind, volatile, rooms, parts));
     this.kick();
   }
 
@@ -156,7 +186,7 @@ class HubLink {
   }
 
   roomAdd(nsp, room) {
-    this.native.roomAdd(nsp, roomKey(room));
+    this.native.roomAdd(nspKey(nsp), roomKey(room));
     // Written now, not at the end of the tick: a socket joins a room before
     // socket.io tells its client anything (the CONNECT packet, an emit after
     // join()), so the hub has the new member before any other worker can
@@ -165,7 +195,7 @@ class HubLink {
   }
 
   roomDel(nsp, room) {
-    this.native.roomDel(nsp, roomKey(room));
+    this.native.roomDel(nspKey(nsp), roomKey(room));
     this.kick();
   }
 
@@ -211,7 +241,7 @@ class HubLink {
     this.pending.set(req, entry);
     this.countOut(parts);
     try {
-      sizeChecked(() => this.native.request({ req, nsp, kind, timeoutMs, keep, rooms }, parts));
+      sizeChecked(() => this.native.request({ req, nsp: nspKey(nsp), kind, timeoutMs, keep, rooms }, parts));
       this.kick();
     } catch (err) {
       finish();
@@ -233,7 +263,7 @@ class HubLink {
       // Also what keeps the process alive while the answer is on its way.
       const backstop = setTimeout(() => settle(1), BACKSTOP_MS);
       this.pending.set(req, { count: settle, down: () => settle(1) });
-      this.native.countQuery(req, nsp);
+      this.native.countQuery(req, nspKey(nsp));
       this.kick();
     });
   }
@@ -248,8 +278,9 @@ class HubLink {
     return {
       transport: "native",
       node: this.node,
-      connected: this.up && this.node !== null,
-      error: this.downReason,
+      connected: !this.closed && this.up && this.node !== null,
+      error: this.closed ? "closed" : this.downReason,
+      reconnects: this.reconnects,
       pendingRequests: this.pending.size,
       namespaces: [...this.adapters.keys()],
       ...this.counters,
@@ -263,9 +294,10 @@ class HubLink {
     return this.nextReq;
   }
 
-  /** Handles the events the link thread queued (the connection going up or down). */
-  drain() {
-    const buf = this.native.drain(DRAIN_BATCH);
+  /** Handles the events the link thread of `native` queued (the connection going up or down). */
+  drain(native) {
+    if (native !== this.native) return;
+    const buf = native.drain(DRAIN_BATCH);
     if (buf) this.dispatchAll(buf);
   }
 
@@ -293,8 +325,8 @@ class HubLink {
       },
     });
     reader.unref();
-    reader.on("end", () => this.lost("the hub closed the connection"));
-    reader.on("error", (err) => this.lost(`lost the hub connection: ${err.message}`));
+    reader.on("end", () => this.reader === reader && this.onDown("the hub closed the connection"));
+    reader.on("error", (err) => this.reader === reader && this.onDown(`lost the hub connection: ${err.message}`));
     this.reader = reader;
     // Frames that arrived right behind the handshake.
     this.feed(Buffer.alloc(0));
@@ -312,15 +344,9 @@ class HubLink {
     try {
       buf = this.native.feed(chunk);
     } catch (err) {
-      return this.lost(err.message);
+      return this.onDown(err.message);
     }
     if (buf) this.dispatchAll(buf);
-  }
-
-  /** The connection failed on the reading side: stop the link thread too. */
-  lost(reason) {
-    this.onDown(reason);
-    this.native.close();
   }
 
   /** Dispatches a packed batch of events (layout: src/batch.rs). */
@@ -412,6 +438,15 @@ class HubLink {
         return this.call(u32(pos), "count", u32(pos + 4));
       case EV.UP:
         this.node = u32(pos);
+        if (this.downReason !== null) {
+          this.reconnects++;
+          warnings.warn(
+            `socket.io-cluster-rs: this worker (pid ${process.pid}) is connected to the hub again, after ${this.attempts} attempt(s)`,
+            "hub-back",
+          );
+        }
+        this.downReason = null;
+        this.attempts = 0;
         debug("connected to the hub at %s as node %d", this.path, this.node);
         return this.startReading();
       case EV.DOWN:
@@ -423,8 +458,9 @@ class HubLink {
         this.counters.droppedOverflow += overflow;
         // Logged when it happens, once per episode: the hub reports drops
         // when this worker catches up after falling behind.
-        console.warn(
+        warnings.warn(
           `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${volatile} volatile and ${overflow} other messages for it`,
+          "dropped",
         );
         return;
       }
@@ -432,7 +468,7 @@ class HubLink {
         const count = buf.readDoubleLE(pos);
         const limit = buf.readDoubleLE(pos + 8);
         this.counters.droppedTooLarge += count;
-        console.warn(
+        warnings.warn(
           `socket.io-cluster-rs: ${count} message(s) sent by this worker (pid ${process.pid}) before its connection to the hub was up exceed the hub's maxFrameSize (${limit} bytes) and were not sent to other workers; raise the maxFrameSize option of setupPrimary() in the primary`,
         );
         return;
@@ -452,19 +488,40 @@ class HubLink {
     if (h && h[name]) h[name](arg, arg2);
   }
 
+  /**
+   * The connection is gone: pending requests fail at once, and a new
+   * connection is tried with backoff for as long as this worker's primary
+   * lives (a hub restarted by a new setupPrimary() serves it again).
+   */
   onDown(reason) {
-    if (this.downReason !== null) return;
+    if (this.closed || (this.downReason !== null && this.retryTimer !== null)) return;
+    const wasUp = this.downReason === null;
     this.downReason = reason;
     this.stopReading();
-    // Logged once per connection, not per message.
-    console.warn(
-      `socket.io-cluster-rs: lost the hub (${reason}); this worker keeps serving its own clients, cluster-wide operations will fail`,
-    );
-    clearInterval(this.heartbeat);
+    this.native.close();
+    if (wasUp) {
+      warnings.warn(
+        `socket.io-cluster-rs: lost the hub (${reason}); this worker keeps serving its own clients, cluster-wide operations fail until it is back`,
+        "hub-lost",
+      );
+    }
     const handlers = [...this.pending.values()];
     this.pending.clear();
     for (const h of handlers) if (h.down) h.down(reason);
-    if (links.get(this.path) === this) links.delete(this.path);
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    // A cluster worker whose primary is gone exits anyway; nothing to wait for.
+    if (this.adapters.size === 0 || (typeof process.send === "function" && !process.connected)) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.attempts);
+    this.attempts++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) this.connect();
+    }, delay);
+    // Unref'd: retrying never keeps a worker running.
+    this.retryTimer.unref();
   }
 }
 
@@ -475,11 +532,27 @@ function readString(buf, pos) {
 }
 
 /**
- * Rooms are compared by JSON text at the hub, so the number room 1 and the
- * string room "1" stay different rooms, as they are in the adapter's Map.
+ * Rooms are compared by their key at the hub: JSON text, so that the number
+ * room 1 and the string room "1" stay different rooms, as they are in the
+ * adapter's Map; NaN and the infinities (which JSON writes as null) by name.
  */
 function roomKey(room) {
-  return JSON.stringify(room);
+  return shortKey(typeof room === "number" && !Number.isFinite(room) ? String(room) : JSON.stringify(room));
+}
+
+/** A namespace's key at the hub (its name, unless very long). */
+function nspKey(name) {
+  return shortKey(name);
+}
+
+/**
+ * `text`, or a digest of it when it is long: any room name a client may
+ * make a socket join, however long, keeps every frame about it small. JSON
+ * keys start with a quote or a digit, namespace names with a slash, so a
+ * digest ("#…") never equals a plain key.
+ */
+function shortKey(text) {
+  return text.length <= MAX_KEY ? text : `#${createHash("sha256").update(text).digest("base64")}`;
 }
 
 /**
@@ -487,7 +560,7 @@ function roomKey(room) {
  * HubLink#publishWith(); `rooms` as for HubLink#publish().
  */
 function publishHeader(nsp, kind, volatile, rooms) {
-  return binding.publishHeader(nsp, kind, volatile, rooms);
+  return binding.publishHeader(nspKey(nsp), kind, volatile, rooms);
 }
 
 /** Turns the addon's size error into a RangeError that names the option. */

@@ -7,9 +7,10 @@ const cluster = require("node:cluster");
 const { EventEmitter } = require("node:events");
 const debug = require("./debug").logger("hub");
 const binding = require("./native");
-const { primarySocketPath, removeDeadPrimarySockets } = require("./hub-path");
+const { primaryHubAddress, removeDeadPrimarySockets } = require("./hub-path");
 const { resolvePrimaryOptions } = require("./options");
 const { SendOrder, sendUnordered } = require("./fence");
+const warnings = require("./warnings");
 
 const STOCK_SOURCE = "_sio_adapter";
 // Stock MessageType values whose answer goes back to the requester only.
@@ -18,6 +19,8 @@ const SERVER_SIDE_EMIT_RESPONSE = 10;
 const UIDS = Symbol("socket.io-cluster-rs uids");
 
 let primary = null;
+// True once this process has started a hub (see PrimaryHandle's constructor).
+let hubStarted = false;
 
 /**
  * The primary's handle: `path` of the hub socket, `stats()`, `close()`, and
@@ -29,20 +32,32 @@ class PrimaryHandle extends EventEmitter {
     super();
     this._relay = relayStockMessage;
     cluster.on("message", this._relay);
-    if (workersAlreadyRunning()) {
+    this.path = null;
+    this._hub = null;
+    // Workers of an earlier hub of this process reconnect to a new one, so
+    // running workers are no reason to go without one then.
+    if (!hubStarted && workersAlreadyRunning()) {
       // Their adapters may already speak the stock protocol over IPC: a hub
       // now would split the cluster into two groups that never see each
       // other. Relay only, like the stock primary, and say why.
-      this.path = null;
-      this._hub = null;
       this._warn(
         "setupPrimary() was called after workers had started, so the whole cluster uses the ipc transport; call it before or right after cluster.fork() for the native transport",
       );
       return;
     }
-    this.path = primarySocketPath();
-    removeDeadPrimarySockets(this.path);
-    this._hub = new binding.Hub(this.path, opts, (ev) => this._onHubEvent(ev));
+    try {
+      const address = primaryHubAddress();
+      removeDeadPrimarySockets(address);
+      this._hub = new binding.Hub(address, opts, (ev) => this._onHubEvent(ev));
+      this.path = address;
+    } catch (err) {
+      // Another user may have taken the address or the socket directory:
+      // that must not stop the application. Workers find no usable hub and
+      // speak the stock protocol, relayed here.
+      this._warn(`cannot start the hub (${err.message}); the whole cluster uses the ipc transport, relayed by this primary`);
+      return;
+    }
+    hubStarted = true;
     // The primary's own worker.send() stays in order with the hub's traffic.
     this._order = new SendOrder(this._hub);
     this._onExit = () => this.close();
@@ -73,17 +88,20 @@ class PrimaryHandle extends EventEmitter {
       this.emit("connected", ev);
     } else if (ev.kind === "disconnected") {
       debug("worker pid %d (node %d) disconnected%s", ev.pid, ev.node, ev.reason ? `: ${ev.reason}` : "");
-      if (ev.reason) this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`);
+      if (ev.reason && this.listenerCount("disconnected") === 0) {
+        this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`, "dropped");
+      }
       this.emit("disconnected", ev);
     } else if (ev.kind === "refused") {
       debug("refused a connection: %s", ev.reason);
-      if (this.listenerCount("refused") === 0) this._warn(`refused a connection: ${ev.reason}`);
+      if (this.listenerCount("refused") === 0) this._warn(`refused a connection: ${ev.reason}`, "refused");
       this.emit("refused", ev);
     }
   }
 
-  _warn(text) {
-    console.warn(`socket.io-cluster-rs hub: ${text}`);
+  /** A warning, rate-limited per `kind` (see lib/warnings.js). */
+  _warn(text, kind) {
+    warnings.warn(`socket.io-cluster-rs hub: ${text}`, kind);
   }
 }
 

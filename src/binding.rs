@@ -34,19 +34,37 @@ pub fn publish_header(nsp: String, kind: u32, volatile: bool, rooms: Vec<String>
     .into()
 }
 
-/// Returns `<base>/socket.io-cluster-rs-<uid>/<pid>.sock`. With `create`, the
-/// directory is created with mode 0700; in every case it must be a directory
-/// of ours that no other user can enter, or this throws.
+/// The hub address of the primary `pid`: `@socket.io-cluster-rs-<uid>-<pid>`
+/// (abstract namespace) on Linux, `<base>/socket.io-cluster-rs-<uid>/<pid>.sock`
+/// elsewhere. With `create`, that directory is created with mode 0700; in
+/// every case it must be a directory of ours that no other user can enter,
+/// or this throws. Null when that directory does not exist (so no hub does).
 #[napi]
-pub fn hub_socket_path(base: String, pid: u32, create: bool) -> Result<String> {
-    let dir = paths::socket_dir(&PathBuf::from(base));
-    let checked = if create {
-        paths::ensure_private_dir(&dir)
-    } else {
-        paths::verify_private_dir(&dir)
-    };
-    checked.map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
-    Ok(paths::socket_path(&dir, pid).display().to_string())
+pub fn hub_address(base: String, pid: u32, create: bool) -> Result<Option<String>> {
+    match paths::hub_address(&PathBuf::from(base), pid, create) {
+        Ok(address) => Ok(Some(address)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::new(Status::GenericFailure, e.to_string())),
+    }
+}
+
+/// Whether a hub of ours listens at `address`: "up", "absent" (nothing
+/// listens there), or another string that says why it cannot be used (for
+/// example another user took the address).
+#[napi]
+pub fn probe_hub(address: String) -> String {
+    match paths::connect_hub(&address) {
+        Ok(_) => "up".into(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            "absent".into()
+        }
+        Err(e) => e.to_string(),
+    }
 }
 
 /// A hub event as JS sees it.
@@ -155,7 +173,7 @@ impl JsHub {
             queue_soft_limit: limits.queue_soft_limit as usize,
             queue_hard_limit: limits.queue_hard_limit as usize,
         };
-        let h = hub::Hub::start(&PathBuf::from(path), options, sink)
+        let h = hub::Hub::start(&path, options, sink)
             .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
         Ok(JsHub { inner: Some(h) })
     }
@@ -163,7 +181,7 @@ impl JsHub {
     /// The socket path, or null once closed.
     #[napi(getter)]
     pub fn path(&self) -> Option<String> {
-        self.inner.as_ref().map(|h| h.path().display().to_string())
+        self.inner.as_ref().map(|h| h.address().to_string())
     }
 
     /// Counters, peers and queue depths.
@@ -270,7 +288,7 @@ impl JsLink {
             .callee_handled::<false>()
             .build()?;
         let options = link::LinkOptions {
-            path: PathBuf::from(path),
+            address: path,
             pid: std::process::id(),
             heartbeat_timeout_ms,
             max_frame: max_frame as usize,

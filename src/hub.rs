@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -203,21 +203,17 @@ pub struct QueueStats {
 
 /// A running hub. Dropping it stops the thread and removes the socket file.
 pub struct Hub {
-    path: PathBuf,
+    address: String,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Hub {
-    /// Binds `path` synchronously (so that workers forked right after find it)
-    /// and starts serving on a new thread.
-    pub fn start(path: &Path, options: HubOptions, events: EventSink) -> io::Result<Hub> {
-        if let Some(dir) = path.parent() {
-            paths::ensure_private_dir(dir)?;
-        }
-        paths::remove_stale_socket(path)?;
-        let std_listener = std::os::unix::net::UnixListener::bind(path)?;
+    /// Binds `address` (see [`paths`]) synchronously, so that workers forked
+    /// right after find it, and starts serving on a new thread.
+    pub fn start(address: &str, options: HubOptions, events: EventSink) -> io::Result<Hub> {
+        let std_listener = bind(address)?;
         std_listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -257,16 +253,16 @@ impl Hub {
                 // which closes every worker socket.
             })?;
         Ok(Hub {
-            path: path.to_path_buf(),
+            address: address.to_string(),
             shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
     }
 
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The address workers connect to.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// Counters, peers and queue depths.
@@ -316,13 +312,44 @@ impl Hub {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        if !paths::is_abstract(&self.address) {
+            let _ = std::fs::remove_file(&self.address);
+        }
     }
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Binds the listening socket of `address`. A socket file goes in a private
+/// directory, replacing a stale one; an abstract name another process holds
+/// is an error that says who holds it.
+fn bind(address: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    if !paths::is_abstract(address) {
+        let path = Path::new(address);
+        if let Some(dir) = path.parent() {
+            paths::ensure_private_dir(dir)?;
+        }
+        paths::remove_stale_socket(path)?;
+    }
+    let addr = paths::socket_addr(address)?;
+    match std::os::unix::net::UnixListener::bind_addr(&addr) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && paths::is_abstract(address) => {
+            let holder = std::os::unix::net::UnixStream::connect_addr(&addr)
+                .and_then(|s| paths::peer_uid(&s))
+                .map_or_else(
+                    |_| "another process".to_string(),
+                    |uid| format!("uid {uid}"),
+                );
+            Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("the hub address {address} is already taken by {holder}"),
+            ))
+        }
+        other => other,
     }
 }
 
@@ -511,10 +538,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     match cred {
         Ok(cred) if cred.uid() == paths::euid() => {}
         Ok(cred) => {
+            let pid = cred
+                .pid()
+                .map_or_else(|| "unknown".into(), |p| p.to_string());
             let reason = format!(
-                "connection from uid {} (pid {:?}) refused: only uid {} may connect",
+                "connection from uid {} (pid {pid}) refused: only uid {} may connect",
                 cred.uid(),
-                cred.pid(),
                 paths::euid()
             );
             return refuse(&wr, &shared, reason).await;

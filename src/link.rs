@@ -12,13 +12,11 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::frame::{
@@ -130,7 +128,8 @@ struct Incoming {
 /// Settings of a link.
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
-    pub path: PathBuf,
+    /// The hub's address (see [`crate::paths`]).
+    pub address: String,
     pub pid: u32,
     pub heartbeat_timeout_ms: u32,
     pub max_frame: usize,
@@ -355,17 +354,21 @@ async fn run(
     sender: &Sender,
     incoming: &Mutex<Incoming>,
 ) -> Result<(), String> {
-    let path = options.path.display().to_string();
-    let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(&options.path)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("cannot connect to the hub at {path}: {e}")),
-            Err(_) => return Err(format!("timed out connecting to the hub at {path}")),
-        };
+    let address = options.address.clone();
+    // A connect blocks while the hub's backlog is full: off this thread.
+    let connect = tokio::task::spawn_blocking(move || crate::paths::connect_hub(&address));
+    let address = &options.address;
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(Ok(s))) => s,
+        Ok(Ok(Err(e))) => return Err(format!("cannot connect to the hub at {address}: {e}")),
+        Ok(Err(e)) => return Err(format!("cannot connect to the hub at {address}: {e}")),
+        Err(_) => return Err(format!("timed out connecting to the hub at {address}")),
+    };
     // Four handles on the socket: the handshake's reader, the link thread's
     // writer, the JS thread's direct writes, and the JS thread's reader.
     let (mut rd, wr, direct, js_reader) = stream
-        .into_std()
+        .set_nonblocking(true)
+        .map(|()| stream)
         .and_then(|std| {
             let rd = Reader::new(std.try_clone()?)?;
             // A smaller buffer only costs speed.

@@ -1,19 +1,129 @@
-//! Where the hub socket lives and who may use it.
+//! Where the hub listens and who may use it.
 //!
-//! The socket sits in a per-user directory with mode 0700 (as tmux does), named
-//! after the primary's pid, so a worker finds it from `process.ppid` alone. A
-//! directory that exists with another owner or looser permissions is refused:
-//! someone else could otherwise plant a socket there and read our traffic.
+//! An address is named after the primary's pid, so a worker finds it from
+//! `process.ppid` alone, even when `setupPrimary()` ran after `cluster.fork()`.
+//!
+//! - On Linux it is a name in the abstract socket namespace,
+//!   `@socket.io-cluster-rs-<uid>-<pid>`: no file, so nothing is left behind
+//!   however the primary ends (SIGINT, SIGTERM, SIGKILL), and no directory
+//!   another user could create first. Such names have no permissions, so both
+//!   sides check the other's uid ([`peer_uid`]); a name another user took
+//!   first is refused by both, and the cluster falls back to the IPC transport.
+//! - Elsewhere it is a socket file in a per-user directory with mode 0700 (as
+//!   tmux does). A directory that exists with another owner or looser
+//!   permissions is refused: someone else could otherwise plant a socket there
+//!   and read our traffic.
+//!
+//! Addresses are strings: a leading `@` means the abstract namespace.
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{SocketAddr, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// The hub address of the primary `pid`: an abstract name on Linux, else a
+/// socket file under `base` (see [`socket_dir`]; with `create`, the directory is
+/// created; in every case it must be private to us, or this fails).
+pub fn hub_address(base: &Path, pid: u32, create: bool) -> io::Result<String> {
+    if cfg!(target_os = "linux") {
+        return Ok(format!("@socket.io-cluster-rs-{}-{pid}", euid()));
+    }
+    let dir = socket_dir(base);
+    if create {
+        ensure_private_dir(&dir)?;
+    } else {
+        verify_private_dir(&dir)?;
+    }
+    Ok(socket_path(&dir, pid).display().to_string())
+}
+
+/// True for an address in the abstract namespace.
+pub fn is_abstract(address: &str) -> bool {
+    address.starts_with('@')
+}
+
+/// The socket address of `address`.
+pub fn socket_addr(address: &str) -> io::Result<SocketAddr> {
+    match address.strip_prefix('@') {
+        #[cfg(target_os = "linux")]
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            SocketAddr::from_abstract_name(name.as_bytes())
+        }
+        #[cfg(not(target_os = "linux"))]
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "abstract socket names exist on Linux only",
+        )),
+        None => SocketAddr::from_pathname(address),
+    }
+}
+
+/// The uid of the process at the other end of `stream` (for a connecting
+/// side: of the one that listens).
+pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` and `len` are valid for writes and `len` holds the
+        // size of `cred`, as SO_PEERCRED requires; the fd is open (borrowed
+        // from `stream`).
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(cred.uid)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let mut uid: libc::uid_t = 0;
+        let mut gid: libc::gid_t = 0;
+        // SAFETY: both out-pointers are valid for writes; the fd is open
+        // (borrowed from `stream`).
+        let rc = unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(uid)
+    }
+}
+
+/// Connects to the hub at `address` and checks that it runs as our own user.
+/// Blocks only while the hub's accept backlog is full.
+pub fn connect_hub(address: &str) -> io::Result<UnixStream> {
+    let stream = UnixStream::connect_addr(&socket_addr(address)?)?;
+    let uid = peer_uid(&stream)?;
+    if uid != euid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the hub address {address} belongs to uid {uid}, not to this user (uid {}); another user took it first",
+                euid()
+            ),
+        ));
+    }
+    Ok(stream)
 }
 
 /// `<base>/socket.io-cluster-rs-<uid>`.
@@ -146,5 +256,40 @@ mod tests {
         fs::write(&sock, b"x").unwrap();
         assert!(remove_stale_socket(&sock).is_err());
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_hub_address_names_the_primary_and_is_reached_with_its_owner_checked() {
+        let base = scratch("addr");
+        let address = hub_address(&base, 4242, true).unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(address, format!("@socket.io-cluster-rs-{}-4242", euid()));
+            assert!(!base.exists(), "no directory on Linux");
+        } else {
+            assert!(address.ends_with("/4242.sock"), "{address}");
+        }
+        // A name unique to this test, then a round trip through it.
+        let address = if is_abstract(&address) {
+            format!("@sioc-paths-test-{}", std::process::id())
+        } else {
+            address
+        };
+        let listener =
+            std::os::unix::net::UnixListener::bind_addr(&socket_addr(&address).unwrap()).unwrap();
+        let stream = connect_hub(&address).unwrap();
+        assert_eq!(peer_uid(&stream).unwrap(), euid());
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(peer_uid(&accepted).unwrap(), euid());
+        drop(listener);
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_missing_socket_directory_is_not_found_elsewhere_than_linux() {
+        let base = scratch("missing");
+        match hub_address(&base, 1, false) {
+            Ok(address) => assert!(is_abstract(&address)),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+        }
     }
 }
