@@ -11,7 +11,7 @@
 const { randomBytes } = require("node:crypto");
 const { Adapter } = require("socket.io-adapter");
 const debug = require("./debug").logger();
-const { Kind, pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
+const { Kind, pack, packLenient, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
 const { acquireLink, roomKey, publishHeader } = require("./link");
 const { resolveOptions } = require("./options");
 const { findHub } = require("./hub-path");
@@ -302,12 +302,20 @@ class NodeClusterAdapter extends Adapter {
     const parts = [pack(encodeOptions(opts))];
     return new Promise((resolve, reject) => {
       const responses = localSockets;
+      // Workers whose answer left sockets out (too large for maxFrameSize).
+      const short = [];
       this._link.request(this.nsp.name, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), parts, {
         reply: (from, payload) => {
           const p = splitParts(payload);
           if (p.length) for (const s of unpack(p[0])) responses.push(s);
+          if (p.length > 1) short.push(unpack(p[1]));
         },
-        done: () => resolve(responses),
+        done: () => {
+          if (short.length === 0) return resolve(responses);
+          const n = short.reduce((sum, s) => sum + s.leftOut, 0);
+          debug("[%s] fetchSockets(): %d socket(s) too large for maxFrameSize were left out", this.uid, n);
+          resolve(markPartial(responses, short.map((s) => s.pid)));
+        },
         timedOut: (missing, pids) =>
           this._opts.partialResults ? resolve(markPartial(responses, pids)) : reject(timeoutError(missing)),
         down: (reason) => reject(new Error(`socket.io-cluster-rs: fetchSockets failed: ${reason}`)),
@@ -402,7 +410,7 @@ class NodeClusterAdapter extends Adapter {
         const opts = decodeOptions(unpack(parts[0]));
         return super
           .fetchSockets(opts)
-          .then((sockets) => link.respond(id, true, [packSockets(sockets, this.uid)]))
+          .then((sockets) => respondWithSockets(link, id, sockets, this.uid))
           .catch((err) => {
             debug("[%s] cannot answer fetchSockets: %s", this.uid, err.message);
             link.respond(id, true, []);
@@ -626,28 +634,37 @@ function safePack(value, fallback) {
   }
 }
 
-function packSockets(sockets, uid) {
+/**
+ * Answers fetchSockets request `id` with `sockets`, in as many frames as it
+ * takes: one when the answer fits (the usual case), halves of it otherwise.
+ * A single socket too large for any frame is left out, and the last frame
+ * says how many were, and by whom, so that the requester's result is marked
+ * incomplete instead of silently short.
+ */
+function respondWithSockets(link, id, sockets, uid) {
   const details = sockets.map((socket) => {
     // sessionStore may hold circular references (express-session).
     const { sessionStore, ...handshake } = socket.handshake;
     return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
   });
-  try {
-    return pack(details);
-  } catch (err) {
-    // One bad socket.data must not fail the whole answer (nor kill the worker).
-    debug("[%s] socket.data cannot be sent (%s); sending null for those sockets", uid, err.message);
-    return pack(
-      details.map((d) => {
-        try {
-          pack(d.data);
-          return d;
-        } catch {
-          return { ...d, data: null };
-        }
-      }),
-    );
-  }
+  const budget = link.maxPayload();
+  const chunks = [];
+  let leftOut = 0;
+  const split = (list) => {
+    // A value that cannot be sent arrives as null, the rest of the socket intact.
+    const packed = packLenient(list);
+    if (packed.length <= budget) chunks.push(packed);
+    else if (list.length === 1) leftOut++;
+    else {
+      split(list.slice(0, list.length >> 1));
+      split(list.slice(list.length >> 1));
+    }
+  };
+  split(details);
+  if (leftOut > 0) debug("[%s] %d socket(s) too large for maxFrameSize left out of a fetchSockets() answer", uid, leftOut);
+  const last = leftOut > 0 ? [pack({ leftOut, pid: process.pid })] : [];
+  if (chunks.length === 0) return link.respond(id, true, [pack([]), ...last]);
+  chunks.forEach((chunk, i) => link.respond(id, i === chunks.length - 1, i === chunks.length - 1 ? [chunk, ...last] : [chunk]));
 }
 
 module.exports = { NodeClusterAdapter };

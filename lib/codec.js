@@ -21,38 +21,48 @@ const Kind = Object.freeze({
  * Makes `value` serializable the way Socket.IO's JSON encoding treats it —
  * `toJSON()` is honoured, functions and symbols are dropped, class instances
  * become their own enumerable fields — while binary data, Dates, Maps, Sets and
- * BigInts stay as they are. A circular structure is a TypeError.
+ * BigInts stay as they are. A circular structure is a TypeError; with
+ * `lenient`, it becomes null where it closes the circle (as does a value
+ * whose toJSON() throws), and everything else is kept.
  */
-function prepare(value, seen = new Set()) {
+function prepare(value, seen = new Set(), lenient = false) {
   if (value === null) return null;
   const t = typeof value;
   if (t === "function" || t === "symbol") return undefined;
   if (t !== "object") return value;
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
   if (value instanceof Date || value instanceof RegExp) return value;
-  if (typeof value.toJSON === "function") return prepare(value.toJSON(), seen);
+  if (typeof value.toJSON === "function") {
+    if (!lenient) return prepare(value.toJSON(), seen);
+    try {
+      return prepare(value.toJSON(), seen, true);
+    } catch {
+      return null;
+    }
+  }
   if (seen.has(value)) {
+    if (lenient) return null;
     throw new TypeError("socket.io-cluster-rs: cannot send a circular structure to other workers");
   }
   seen.add(value);
   let out;
   if (Array.isArray(value)) {
     out = value.map((v) => {
-      const p = prepare(v, seen);
+      const p = prepare(v, seen, lenient);
       return p === undefined ? null : p;
     });
   } else if (value instanceof Map) {
     out = new Map();
-    for (const [k, v] of value) out.set(prepare(k, seen), prepare(v, seen));
+    for (const [k, v] of value) out.set(prepare(k, seen, lenient), prepare(v, seen, lenient));
   } else if (value instanceof Set) {
     out = new Set();
-    for (const v of value) out.add(prepare(v, seen));
+    for (const v of value) out.add(prepare(v, seen, lenient));
   } else if (value instanceof Error) {
     out = value; // v8 clones Errors natively
   } else {
     out = {};
     for (const key of Object.keys(value)) {
-      const p = prepare(value[key], seen);
+      const p = prepare(value[key], seen, lenient);
       if (p !== undefined) out[key] = p;
     }
   }
@@ -126,6 +136,18 @@ function pack(value) {
   }
 }
 
+/**
+ * pack() for data that must arrive whatever it holds (socket details): a
+ * part that cannot be sent arrives as null, the rest intact.
+ */
+function packLenient(value) {
+  try {
+    return pack(value);
+  } catch {
+    return v8.serialize(prepare(value, new Set(), true));
+  }
+}
+
 // v8's serialization starts with its version tag; JSON text never does.
 const V8_TAG = 0xff;
 
@@ -148,17 +170,33 @@ function splitParts(buf) {
   return parts;
 }
 
-/** Broadcast options as they travel: rooms keep their JS type (1 is not "1"). */
+/**
+ * Broadcast options as they travel (as JSON): rooms keep their JS type (1 is
+ * not "1"), and NaN and the infinities, which JSON writes as null, travel as
+ * `{ n: "NaN" }` and the like.
+ */
 function encodeOptions(opts) {
   return {
-    rooms: [...opts.rooms],
-    except: opts.except ? [...opts.except] : [],
+    rooms: roomsToWire(opts.rooms),
+    except: opts.except ? roomsToWire(opts.except) : [],
     flags: opts.flags || {},
   };
 }
 
 function decodeOptions(o) {
-  return { rooms: new Set(o.rooms), except: new Set(o.except), flags: o.flags || {} };
+  return { rooms: roomsFromWire(o.rooms), except: roomsFromWire(o.except), flags: o.flags || {} };
 }
 
-module.exports = { Kind, pack, unpack, prepare, splitParts, encodeOptions, decodeOptions };
+function roomsToWire(rooms) {
+  const out = [];
+  for (const room of rooms) out.push(typeof room === "number" && !Number.isFinite(room) ? { n: String(room) } : room);
+  return out;
+}
+
+function roomsFromWire(rooms) {
+  const out = new Set();
+  for (const room of rooms) out.add(room !== null && typeof room === "object" ? Number(room.n) : room);
+  return out;
+}
+
+module.exports = { Kind, pack, packLenient, unpack, prepare, splitParts, encodeOptions, decodeOptions };

@@ -212,6 +212,11 @@ class HubLink {
     this.kick();
   }
 
+  /** The largest answer part respond() can send in one frame. */
+  maxPayload() {
+    return this.native.maxPayload();
+  }
+
   /**
    * Sends a request; `handler` gets accepted(n), reply(from, payload, last),
    * departed(node), done(), timedOut(missing) and down(reason). Returns a

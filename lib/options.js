@@ -13,6 +13,9 @@ const DEFAULTS = Object.freeze({
 
 // The frame length travels as a u32 on the wire.
 const MAX_FRAME_LIMIT = 0xffff_ffff;
+// Room and namespace announcements must always fit (long names travel as
+// digests of a few dozen bytes, see lib/link.js).
+const MIN_FRAME_LIMIT = 4096;
 
 /**
  * Returns a complete, frozen options object. `undefined` (or a missing key)
@@ -46,9 +49,9 @@ function resolveOptions(opts) {
     );
   }
   out.partialResults = opts.partialResults === true;
-  if (!Number.isInteger(out.maxFrameSize) || out.maxFrameSize > MAX_FRAME_LIMIT) {
+  if (!Number.isInteger(out.maxFrameSize) || out.maxFrameSize < MIN_FRAME_LIMIT || out.maxFrameSize > MAX_FRAME_LIMIT) {
     throw new TypeError(
-      `socket.io-cluster-rs: option "maxFrameSize" must be an integer of at most ${MAX_FRAME_LIMIT} bytes, got ${inspect(opts.maxFrameSize)}`,
+      `socket.io-cluster-rs: option "maxFrameSize" must be an integer from ${MIN_FRAME_LIMIT} to ${MAX_FRAME_LIMIT} bytes, got ${inspect(opts.maxFrameSize)}`,
     );
   }
   for (const key of ["heartbeatInterval", "heartbeatTimeout", "requestsTimeout"]) {
@@ -73,9 +76,14 @@ function resolvePrimaryOptions(opts) {
   const out = {};
   for (const [key, def] of Object.entries(PRIMARY_DEFAULTS)) {
     const value = opts[key] === undefined ? def : opts[key];
-    if (!Number.isInteger(value) || value <= 0 || (key === "maxFrameSize" && value > MAX_FRAME_LIMIT)) {
+    if (!Number.isInteger(value) || value <= 0) {
       throw new TypeError(
         `socket.io-cluster-rs: setupPrimary() option "${key}" must be a positive integer number of bytes, got ${inspect(opts[key])}`,
+      );
+    }
+    if (key === "maxFrameSize" && (value < MIN_FRAME_LIMIT || value > MAX_FRAME_LIMIT)) {
+      throw new TypeError(
+        `socket.io-cluster-rs: setupPrimary() option "maxFrameSize" must be from ${MIN_FRAME_LIMIT} to ${MAX_FRAME_LIMIT} bytes, got ${inspect(value)}`,
       );
     }
     out[key] = value;

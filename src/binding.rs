@@ -324,6 +324,16 @@ impl JsLink {
         Ok(())
     }
 
+    /// Sends a frame without payload (registrations, room announcements,
+    /// heartbeats...). These are small (long names travel as digests, see
+    /// lib/link.js), but one the hub would refuse must not cost the
+    /// connection: it is not sent, and this returns false.
+    fn send_control(&self, header: Header) -> bool {
+        let frame = encode(&header, &[]);
+        let limit = self.max_frame.min(self.inner.hub_max_frame());
+        frame.len() - 4 <= limit && self.inner.send(&frame)
+    }
+
     fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
         let header = frame::encode_header(header);
         self.check_size(&header, parts)?;
@@ -335,13 +345,13 @@ impl JsLink {
     /// Announces that an adapter for `nsp` started in this worker.
     #[napi]
     pub fn register(&self, nsp: String) -> bool {
-        self.inner.send(&encode(&Header::Register { nsp }, &[]))
+        self.send_control(Header::Register { nsp })
     }
 
     /// Announces that an adapter for `nsp` closed in this worker.
     #[napi]
     pub fn unregister(&self, nsp: String) -> bool {
-        self.inner.send(&encode(&Header::Unregister { nsp }, &[]))
+        self.send_control(Header::Unregister { nsp })
     }
 
     /// Fans `parts` out to every other worker serving `nsp` (and, when
@@ -391,6 +401,16 @@ impl JsLink {
         self.send_parts(&header, &parts)
     }
 
+    /// The largest payload part an answer (`respond()` with one or two
+    /// small parts) may carry and still fit in a frame both this worker and
+    /// the hub accept.
+    #[napi]
+    pub fn max_payload(&self) -> u32 {
+        const ALLOWANCE: usize = 512;
+        let limit = self.max_frame.min(self.inner.hub_max_frame());
+        u32::try_from(limit.saturating_sub(ALLOWANCE)).unwrap_or(u32::MAX)
+    }
+
     /// Answers the hub request `id`.
     #[napi]
     pub fn respond(&self, id: f64, last: bool, parts: Vec<BufferSlice>) -> Result<bool> {
@@ -404,36 +424,32 @@ impl JsLink {
     /// A room of `nsp` got its first local member (`room` is the JSON of its name).
     #[napi]
     pub fn room_add(&self, nsp: String, room: String) -> bool {
-        self.inner
-            .send(&encode(&Header::RoomAdd { nsp, room }, &[]))
+        self.send_control(Header::RoomAdd { nsp, room })
     }
 
     /// A room of `nsp` lost its last local member.
     #[napi]
     pub fn room_del(&self, nsp: String, room: String) -> bool {
-        self.inner
-            .send(&encode(&Header::RoomDel { nsp, room }, &[]))
+        self.send_control(Header::RoomDel { nsp, room })
     }
 
     /// Tells the hub this worker has handled the primary's IPC messages up to
     /// its fence `seq`.
     #[napi]
     pub fn fence_ack(&self, seq: f64) -> bool {
-        self.inner
-            .send(&encode(&Header::FenceAck { seq: seq as u64 }, &[]))
+        self.send_control(Header::FenceAck { seq: seq as u64 })
     }
 
     /// Tells the hub this worker's event loop is alive.
     #[napi]
     pub fn heartbeat(&self) -> bool {
-        self.inner.send(&encode(&Header::Heartbeat, &[]))
+        self.send_control(Header::Heartbeat)
     }
 
     /// Asks how many live workers serve `nsp`; answered by a Count event.
     #[napi]
     pub fn count_query(&self, req: u32, nsp: String) -> bool {
-        self.inner
-            .send(&encode(&Header::CountQuery { req, nsp }, &[]))
+        self.send_control(Header::CountQuery { req, nsp })
     }
 
     /// Takes up to `max` pending events of the link thread (the connection
