@@ -9,8 +9,15 @@ export interface ClusterAdapterOptions {
   heartbeatTimeout: number;
   /** Default timeout of fetchSockets() and serverSideEmit() acknowledgements, in ms. Default 5000. */
   requestsTimeout: number;
-  /** Largest message sent to other workers, in bytes. Default 64 MiB. */
+  /** Largest message sent to other workers, in bytes (at least 4096). Default 64 MiB. */
   maxFrameSize: number;
+  /** Bytes waiting to be sent to the hub past which volatile broadcasts are dropped. Default 32 MiB. */
+  queueSoftLimit: number;
+  /**
+   * Bytes waiting to be sent to the hub (while it does not read: a stopped primary) past which
+   * other broadcasts are dropped (counted in `droppedQueueFull`) and requests fail. Default 128 MiB.
+   */
+  queueHardLimit: number;
   /**
    * When true, a fetchSockets() or serverSideEmitWithAck() that times out resolves with the
    * answers that arrived (see {@link PartialResults}) instead of rejecting. Default false.
@@ -29,17 +36,39 @@ export interface PartialResults {
 /** Counters of a worker's connection to the hub, from `adapter.stats()`. */
 export interface AdapterStats {
   transport: "native" | "ipc";
+  /** True while the connection to the hub is up (native transport). */
+  connected?: boolean;
+  /** Why the connection is down, or null. */
+  error?: string | null;
+  /** Times the connection came back after it was lost. */
+  reconnects?: number;
+  /** Bytes waiting to be sent to the hub. */
+  queuedBytes?: number;
+  /** Broadcasts not sent to other workers because `queueHardLimit` (volatile: `queueSoftLimit`) was reached. */
+  droppedQueueFull?: number;
   [counter: string]: unknown;
 }
 
 /** Byte limits of the hub, for {@link setupPrimary}. */
 export interface PrimaryOptions {
-  /** Largest accepted message, in bytes. Default 64 MiB. */
+  /** Largest accepted message, in bytes (at least 4096). Default 64 MiB. */
   maxFrameSize: number;
   /** Bytes queued for one worker past which its volatile broadcasts are dropped. Default 32 MiB. */
   queueSoftLimit: number;
   /** Bytes queued for one worker past which its other messages are dropped. Default 128 MiB. */
   queueHardLimit: number;
+  /**
+   * Connections served at once, handshake done or not; more are refused at once. Default 1024,
+   * and never more than a quarter of the process's descriptor limit.
+   */
+  maxConnections: number;
+  /**
+   * Bytes of messages still arriving, over all connections, past which a connection receiving a
+   * large message waits before reading more. Default 128 MiB (at least maxFrameSize).
+   */
+  incomingLimit: number;
+  /** Milliseconds a message may take to arrive whole once it started; the connection is dropped otherwise. Default 10000. */
+  frameTimeout: number;
 }
 
 /** A cluster adapter for one namespace of one worker. */
@@ -98,6 +127,10 @@ export interface HubStats {
   /** Workers no longer waited for before they had handled those messages (silent, or too much waiting). */
   fenceTimeouts: number;
   pendingRequests: number;
+  /** Connections open now, handshake done or not. */
+  connections: number;
+  /** Bytes of messages still arriving, over all connections. */
+  incomingBytes: number;
   peers: HubPeerStats[];
 }
 

@@ -57,7 +57,7 @@ async function roomsWithPrefix({ io, waitFor }, { prefix, expected }) {
 
 /**
  * Primary side: iteration i makes worker b = (i+1)%3 join x<i>, and makes
- * worker a = i%3 move the members of x<i> into y<i>. Odd iterations send a's
+ * worker a = i%3 move the members of x:<i> into y:<i> (socket ids never contain ":"). Odd iterations send a's
  * message first (as the stock suite does: both leave in one synchronous
  * stretch), even ones b's first. Every 7 iterations the primary yields to its
  * event loop, so the messages span many ticks.
@@ -66,8 +66,8 @@ async function socketsJoinPattern({ workers }, { n }) {
   for (let i = 0; i < n; i++) {
     const a = workers[i % 3];
     const b = workers[(i + 1) % 3];
-    const join = () => b.send({ cmd: "order:join", room: `x${i}` });
-    const move = () => a.send({ cmd: "order:socketsJoin", from: `x${i}`, to: `y${i}` });
+    const join = () => b.send({ cmd: "order:join", room: `x:${i}` });
+    const move = () => a.send({ cmd: "order:socketsJoin", from: `x:${i}`, to: `y:${i}` });
     if (i % 2) {
       move();
       join();
@@ -129,8 +129,8 @@ for (const transport of ["native", "ipc"]) {
       await c.primaryExec(socketsJoinPattern, { n: ITERATIONS });
       for (let w = 0; w < 3; w++) {
         const expected = [];
-        for (let i = 0; i < ITERATIONS; i++) if ((i + 1) % 3 === w) expected.push(`y${i}`);
-        const got = await c.exec(w, roomsWithPrefix, { prefix: "y", expected: expected.length }, { timeout: 8000 });
+        for (let i = 0; i < ITERATIONS; i++) if ((i + 1) % 3 === w) expected.push(`y:${i}`);
+        const got = await c.exec(w, roomsWithPrefix, { prefix: "y:", expected: expected.length }, { timeout: 8000 });
         const missing = expected.filter((r) => !got.includes(r));
         assert.deepEqual(missing, [], `worker ${w} missed ${missing.length} of ${expected.length} socketsJoin()`);
         assert.deepEqual(got, expected.sort(), `worker ${w} joined rooms it should not have`);

@@ -14,6 +14,8 @@ const { spawn, spawnSync } = require("node:child_process");
 const root = path.join(__dirname, "..");
 const binding = require("../lib/native");
 
+const { PRIMARY_DEFAULTS } = require("../lib/options");
+
 const PROTOCOL = binding.protocolVersion();
 
 /** A hub in this process, on a fresh private directory. */
@@ -25,7 +27,7 @@ function startHub(t, limits = {}) {
   let notify = () => {};
   const hub = new binding.Hub(
     sock,
-    { maxFrameSize: 1 << 20, queueSoftLimit: 1 << 20, queueHardLimit: 1 << 21, ...limits },
+    { ...PRIMARY_DEFAULTS, maxFrameSize: 1 << 20, queueSoftLimit: 1 << 20, queueHardLimit: 1 << 21, ...limits },
     (ev) => {
       events.push(ev);
       notify();
@@ -57,7 +59,8 @@ function linkUp(sock) {
     // The link's callback is weak (it never keeps a process alive), so this
     // timer is what keeps the test waiting.
     const timer = setTimeout(() => reject(new Error("no event from the link")), 5000);
-    const link = new binding.Link(sock, 10_000, 1 << 20, () => {
+    const limits = { heartbeatTimeout: 10_000, maxFrameSize: 1 << 20, queueSoftLimit: 1 << 20, queueHardLimit: 1 << 21 };
+    const link = new binding.Link(sock, limits, () => {
       const buf = link.drain(1);
       link.close();
       clearTimeout(timer);
@@ -197,7 +200,7 @@ test("garbage from the hub after the handshake takes the worker's link down with
   });
   await new Promise((r) => server.listen(sock, r));
   const { acquireLink } = require("../lib/link");
-  const link = acquireLink(sock, { heartbeatInterval: 5000, heartbeatTimeout: 10_000, maxFrameSize: 1 << 20 });
+  const link = acquireLink(sock, require("../lib/options").resolveOptions({ maxFrameSize: 1 << 20 }));
   t.after(() => {
     link.close();
     server.close();
@@ -330,3 +333,86 @@ async function waitUntil(predicate, ms, what) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** The soft limit on open descriptors of this process. */
+function descriptorLimit() {
+  const line = fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+  return Number(line.split(/\s+/)[3]);
+}
+
+function openDescriptors() {
+  return fs.readdirSync("/proc/self/fd").length;
+}
+
+/** Resolves once `n` connections to `sock` are open (or refused); they stay open until `close()`. */
+async function flood(sock, n) {
+  const conns = [];
+  for (let done = 0; done < n; ) {
+    const batch = Math.min(500, n - done);
+    await Promise.all(
+      Array.from({ length: batch }, () => new Promise((resolve) => {
+        const c = net.createConnection(sock);
+        c.on("error", () => {});
+        c.on("connect", resolve);
+        c.on("close", resolve);
+        conns.push(c);
+      })),
+    );
+    done += batch;
+  }
+  return { close: () => conns.forEach((c) => c.destroy()) };
+}
+
+test(
+  "a flood of idle connections cannot take the primary's descriptors: it still forks, and a worker still gets in",
+  { skip: process.platform !== "linux" && "reads /proc", timeout: 60_000 },
+  async (t) => {
+    const { sock, hub, waitFor } = startHub(t, { maxConnections: 64 });
+    const baseline = openDescriptors();
+    // The issue's 10,500, or what this process's own descriptor limit allows.
+    const n = Math.min(10_500, descriptorLimit() - baseline - 512);
+    const f = await flood(sock, n);
+    t.after(() => f.close());
+    await waitFor((e) => e.kind === "refused" && /too many connections/.test(e.reason));
+    // The hub holds at most maxConnections (two descriptors each).
+    assert.ok(hub.stats().connections <= 64, JSON.stringify(hub.stats().connections));
+    const held = openDescriptors() - baseline - n;
+    assert.ok(held <= 2 * 64 + 32, `the hub holds ${held} descriptors`);
+    // The primary can still start a process.
+    assert.equal(spawnSync(process.execPath, ["-e", "0"]).status, 0);
+    // A worker gets in once idle connections time out of their handshake.
+    const deadline = Date.now() + 15_000;
+    let ev;
+    do ev = await linkUp(sock);
+    while (ev.t !== 1 && Date.now() < deadline);
+    assert.equal(ev.t, 1, `a worker link could not get in: ${JSON.stringify(ev)}`);
+  },
+);
+
+test("peers that send most of a large frame and stop cannot make the hub hold more than incomingLimit; they are dropped after frameTimeout", { timeout: 30_000 }, async (t) => {
+  const MiB = 1 << 20;
+  const { sock, hub, events, waitFor } = startHub(t, { maxFrameSize: 8 * MiB, incomingLimit: 8 * MiB, frameTimeout: 1500 });
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const peers = [];
+  for (let i = 0; i < 6; i++) {
+    const c = net.createConnection(sock);
+    c.on("error", () => {});
+    peers.push(c);
+    // A valid handshake, then a frame announced at 8 MiB of which 7.9 MiB come.
+    c.write(helloFrame(PROTOCOL));
+    c.write(u32le(8 * MiB - 64));
+    for (let sent = 0; sent < 8 * MiB - 128 * 1024; sent += chunk.length) c.write(chunk);
+  }
+  t.after(() => peers.forEach((c) => c.destroy()));
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, hub.stats().incomingBytes)), 5);
+  t.after(() => clearInterval(sampler));
+  const dropped = () => events.filter((e) => e.kind === "disconnected" && /did not arrive whole within 1500 ms/.test(e.reason)).length;
+  await waitFor(() => dropped() === 6, 5000);
+  clearInterval(sampler);
+  // One read (256 KiB) past the limit per connection at most.
+  assert.ok(peak <= 8 * MiB + 6 * 256 * 1024, `held ${(peak / MiB).toFixed(1)} MiB of unfinished frames`);
+  assert.ok(peak >= 4 * MiB, "the peers did get data in");
+  assert.equal(hub.stats().incomingBytes, 0, "given back");
+  assert.equal((await linkUp(sock)).t, 1);
+});

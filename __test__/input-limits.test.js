@@ -115,3 +115,46 @@ it("a socket.data field that cannot be sent arrives as null; the other fields ar
   assert.equal(data.bad, null);
   assert.equal("fn" in data, false);
 });
+
+it("while the primary is stopped, a worker's queue toward the hub stays within queueHardLimit; the drops are counted, and it carries on after", { ...T, skip: oursOnly("has no queue toward a hub") }, async (t) => {
+  const MiB = 1024 * 1024;
+  const c = await clusterFor(t, { workers: 2, adapterOpts: { queueSoftLimit: MiB / 4, queueHardLimit: MiB } });
+  const client = await c.connect(1);
+  // The worker stops its primary itself (the test's commands travel through
+  // the primary), floods, and lets it go again.
+  const r = await c.exec(
+    0,
+    async ({ io }) => {
+      const rssMiB = () => process.memoryUsage().rss / 1024 / 1024;
+      const payload = "x".repeat(10 * 1024);
+      process.kill(process.ppid, "SIGSTOP");
+      const before = rssMiB();
+      let peak = before;
+      try {
+        // 5000 broadcasts of 10 KiB (50 MiB), 50 per turn of the event loop.
+        for (let i = 0; i < 5000; i += 50) {
+          for (let j = i; j < i + 50; j++) io.emit("flood", payload);
+          await new Promise((resolve) => setImmediate(resolve));
+          peak = Math.max(peak, rssMiB());
+        }
+        return { growth: peak - before, stats: io.of("/").adapter.stats() };
+      } finally {
+        process.kill(process.ppid, "SIGCONT");
+      }
+    },
+    null,
+    { timeout: 20_000 },
+  );
+  assert.ok(r.stats.queuedBytes <= MiB, `queued ${r.stats.queuedBytes} bytes`);
+  assert.ok(r.stats.droppedQueueFull > 4000, `dropped ${r.stats.droppedQueueFull}`);
+  assert.ok(r.growth < 30, `RSS grew by ${r.growth.toFixed(1)} MiB for 50 MiB sent`);
+  assert.equal(r.stats.connected, true);
+  // It carries on: what was queued goes out, and new broadcasts cross again.
+  const got = record([client], "after");
+  await waitFor(async () => {
+    await c.exec(0, ({ io }) => void io.emit("after", 1));
+    await sleep(100);
+    return got.calls[0].length > 0;
+  }, 10_000, "a broadcast across workers after the flood");
+  assert.match(c.output(), /drops messages for other workers: \d+ bytes are waiting to be sent to the hub/);
+});

@@ -34,6 +34,10 @@ const BACKSTOP_MS = 2_000;
 // Bytes read from the hub per syscall at most: what the hub writes at once.
 const READ_BUFFER = 256 * 1024;
 const MAX_REQ = 0xffff_ffff;
+// Codes of the addon's errors (src/error.rs).
+const FRAME_TOO_LARGE = "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE";
+const HUB_FRAME_TOO_LARGE = "ERR_SOCKET_IO_CLUSTER_HUB_FRAME_TOO_LARGE";
+const QUEUE_FULL = "ERR_SOCKET_IO_CLUSTER_QUEUE_FULL";
 // Reconnection backoff: 50 ms, doubling, at most 2 s between attempts.
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 2_000;
@@ -59,6 +63,7 @@ class HubLink {
       droppedVolatile: 0,
       droppedOverflow: 0,
       droppedTooLarge: 0,
+      droppedQueueFull: 0,
     };
     // The connection of the moment (a new one after each loss, see onDown()).
     this.native = null;
@@ -101,7 +106,9 @@ class HubLink {
    * done waits in the addon.
    */
   connect() {
-    const native = new binding.Link(this.path, this.opts.heartbeatTimeout, this.opts.maxFrameSize, () => this.drain(native));
+    const { heartbeatTimeout, maxFrameSize, queueSoftLimit, queueHardLimit } = this.opts;
+    const limits = { heartbeatTimeout, maxFrameSize, queueSoftLimit, queueHardLimit };
+    const native = new binding.Link(this.path, limits, () => this.drain(native));
     this.native = native;
     for (const [nsp, set] of this.adapters) {
       native.register(nsp);
@@ -173,7 +180,7 @@ class HubLink {
   publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
     this.countOut(parts);
-    sizeChecked(() => this.native.publish(nspKey(nsp), kind, volatile, rooms, parts));
+    this.unlessFull(() => sizeChecked(() => this.native.publish(nspKey(nsp), kind, volatile, rooms, parts)));
     this.kick();
   }
 
@@ -181,8 +188,26 @@ class HubLink {
   publishWith(header, parts) {
     this.assertUp();
     this.countOut(parts);
-    sizeChecked(() => this.native.publishWith(header, parts));
+    this.unlessFull(() => sizeChecked(() => this.native.publishWith(header, parts)));
     this.kick();
+  }
+
+  /**
+   * Runs `send`; a message refused because the queue toward the hub is full
+   * (the hub is not reading) is counted and warned about, not thrown: the
+   * broadcast still reached this worker's own clients.
+   */
+  unlessFull(send) {
+    try {
+      send();
+    } catch (err) {
+      if (err.code !== QUEUE_FULL) throw err;
+      this.counters.droppedQueueFull++;
+      warnings.warn(
+        `socket.io-cluster-rs: this worker (pid ${process.pid}) drops messages for other workers: ${err.message} (adapter.stats().droppedQueueFull)`,
+        "queue-full",
+      );
+    }
   }
 
   roomAdd(nsp, room) {
@@ -202,13 +227,16 @@ class HubLink {
   respond(id, last, parts) {
     if (!this.up) return;
     this.countOut(parts);
-    try {
-      sizeChecked(() => this.native.respond(id, last, parts));
-    } catch (err) {
-      // The requester then counts this node as answered with nothing.
-      debug("cannot answer request %d: %s", id, err.message);
-      this.native.respond(id, last, []);
-    }
+    this.unlessFull(() => {
+      try {
+        this.native.respond(id, last, parts);
+      } catch (err) {
+        if (err.code === QUEUE_FULL) throw err;
+        // Too large: the requester then counts this node as answered with nothing.
+        debug("cannot answer request %d: %s", id, err.message);
+        this.native.respond(id, last, []);
+      }
+    });
     this.kick();
   }
 
@@ -286,6 +314,7 @@ class HubLink {
       connected: !this.closed && this.up && this.node !== null,
       error: this.closed ? "closed" : this.downReason,
       reconnects: this.reconnects,
+      queuedBytes: this.native.queuedBytes(),
       pendingRequests: this.pending.size,
       namespaces: [...this.adapters.keys()],
       ...this.counters,
@@ -568,16 +597,18 @@ function publishHeader(nsp, kind, volatile, rooms) {
   return binding.publishHeader(nspKey(nsp), kind, volatile, rooms);
 }
 
-/** Turns the addon's size error into a RangeError that names the option. */
+/**
+ * Turns the addon's size errors into a RangeError that names the option to
+ * raise; other errors (a full queue) pass through with their code.
+ */
 function sizeChecked(send) {
   try {
     return send();
   } catch (err) {
-    const m = /exceeds (the hub's )?maxFrameSize/.exec(err.message);
-    if (!m) throw err;
-    const where = m[1] ? "setupPrimary() in the primary" : "createAdapter()";
+    const where = { [FRAME_TOO_LARGE]: "createAdapter()", [HUB_FRAME_TOO_LARGE]: "setupPrimary() in the primary" }[err.code];
+    if (!where) throw err;
     const e = new RangeError(`socket.io-cluster-rs: ${err.message}; raise the maxFrameSize option of ${where} to send it`);
-    e.code = "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE";
+    e.code = FRAME_TOO_LARGE;
     throw e;
   }
 }

@@ -9,6 +9,8 @@ const DEFAULTS = Object.freeze({
   heartbeatTimeout: 10_000,
   requestsTimeout: 5_000,
   maxFrameSize: 64 * 1024 * 1024,
+  queueSoftLimit: 32 * 1024 * 1024,
+  queueHardLimit: 128 * 1024 * 1024,
 });
 
 // The frame length travels as a u32 on the wire.
@@ -54,6 +56,14 @@ function resolveOptions(opts) {
       `socket.io-cluster-rs: option "maxFrameSize" must be an integer from ${MIN_FRAME_LIMIT} to ${MAX_FRAME_LIMIT} bytes, got ${inspect(opts.maxFrameSize)}`,
     );
   }
+  for (const key of ["queueSoftLimit", "queueHardLimit"]) {
+    if (!Number.isInteger(out[key])) {
+      throw new TypeError(`socket.io-cluster-rs: option "${key}" must be an integer number of bytes, got ${inspect(opts[key])}`);
+    }
+  }
+  if (out.queueSoftLimit > out.queueHardLimit) {
+    throw new TypeError("socket.io-cluster-rs: option queueSoftLimit must not exceed queueHardLimit");
+  }
   for (const key of ["heartbeatInterval", "heartbeatTimeout", "requestsTimeout"]) {
     // Timers and the wire carry milliseconds as u32.
     out[key] = Math.min(Math.ceil(out[key]), MAX_FRAME_LIMIT);
@@ -63,11 +73,14 @@ function resolveOptions(opts) {
 
 const PRIMARY_DEFAULTS = Object.freeze({
   maxFrameSize: DEFAULTS.maxFrameSize,
-  queueSoftLimit: 32 * 1024 * 1024,
-  queueHardLimit: 128 * 1024 * 1024,
+  queueSoftLimit: DEFAULTS.queueSoftLimit,
+  queueHardLimit: DEFAULTS.queueHardLimit,
+  maxConnections: 1024,
+  incomingLimit: 128 * 1024 * 1024,
+  frameTimeout: 10_000,
 });
 
-/** Options of setupPrimary(): byte limits of the hub. */
+/** Options of setupPrimary(): limits of the hub (bytes, connections, ms). */
 function resolvePrimaryOptions(opts) {
   if (opts === undefined || opts === null) opts = {};
   if (typeof opts !== "object") {
@@ -78,7 +91,7 @@ function resolvePrimaryOptions(opts) {
     const value = opts[key] === undefined ? def : opts[key];
     if (!Number.isInteger(value) || value <= 0) {
       throw new TypeError(
-        `socket.io-cluster-rs: setupPrimary() option "${key}" must be a positive integer number of bytes, got ${inspect(opts[key])}`,
+        `socket.io-cluster-rs: setupPrimary() option "${key}" must be a positive integer, got ${inspect(opts[key])}`,
       );
     }
     if (key === "maxFrameSize" && (value < MIN_FRAME_LIMIT || value > MAX_FRAME_LIMIT)) {
@@ -90,6 +103,10 @@ function resolvePrimaryOptions(opts) {
   }
   if (out.queueSoftLimit > out.queueHardLimit) {
     throw new TypeError("socket.io-cluster-rs: setupPrimary() option queueSoftLimit must not exceed queueHardLimit");
+  }
+  for (const key of ["maxConnections", "frameTimeout"]) {
+    // Carried as u32.
+    if (out[key] > MAX_FRAME_LIMIT) throw new TypeError(`socket.io-cluster-rs: setupPrimary() option "${key}" is too large`);
   }
   return Object.freeze(out);
 }

@@ -10,10 +10,12 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::batch;
+use crate::error::{js_error, ErrorCode};
 use crate::frame::{self, encode, Header};
 use crate::hub::{self, HubEvent};
 use crate::link;
 use crate::paths;
+use crate::router::Class;
 
 /// Version of the hub/link frame protocol.
 #[napi]
@@ -133,15 +135,23 @@ pub struct HubStatsJs {
     /// past `queueHardLimit` bytes waiting) before they handled them.
     pub fence_timeouts: f64,
     pub pending_requests: u32,
+    /// Connections open now, handshake done or not.
+    pub connections: u32,
+    /// Bytes of frames still arriving, over all connections.
+    pub incoming_bytes: f64,
     pub peers: Vec<PeerStatsJs>,
 }
 
-/// Size limits of a hub, in bytes.
+/// Limits of a hub (see `hub::HubOptions`).
 #[napi(object)]
 pub struct HubLimits {
     pub max_frame_size: f64,
     pub queue_soft_limit: f64,
     pub queue_hard_limit: f64,
+    pub max_connections: u32,
+    pub incoming_limit: f64,
+    /// Milliseconds.
+    pub frame_timeout: u32,
 }
 
 /// The hub, running on its own thread in the cluster primary.
@@ -172,6 +182,9 @@ impl JsHub {
             max_frame: limits.max_frame_size as usize,
             queue_soft_limit: limits.queue_soft_limit as usize,
             queue_hard_limit: limits.queue_hard_limit as usize,
+            max_connections: limits.max_connections as usize,
+            incoming_limit: limits.incoming_limit as usize,
+            frame_timeout: std::time::Duration::from_millis(u64::from(limits.frame_timeout)),
         };
         let h = hub::Hub::start(&path, options, sink)
             .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
@@ -201,6 +214,8 @@ impl JsHub {
             fenced_frames: s.router.fenced_frames as f64,
             fence_timeouts: s.router.fence_timeouts as f64,
             pending_requests: s.pending_requests as u32,
+            connections: s.connections as u32,
+            incoming_bytes: s.incoming_bytes as f64,
             peers: s
                 .peers
                 .iter()
@@ -263,6 +278,19 @@ pub struct RequestSpec {
     pub rooms: Vec<String>,
 }
 
+/// Settings of a worker's connection to the hub.
+#[napi(object)]
+pub struct LinkLimits {
+    /// Milliseconds of silence after which the hub stops counting the worker.
+    pub heartbeat_timeout: u32,
+    /// Largest frame body this worker sends.
+    pub max_frame_size: f64,
+    /// Bytes queued toward the hub past which volatile messages are refused.
+    pub queue_soft_limit: f64,
+    /// Bytes queued toward the hub past which other messages are refused.
+    pub queue_hard_limit: f64,
+}
+
 /// A worker's connection to the hub.
 #[napi(js_name = "Link")]
 pub struct JsLink {
@@ -272,26 +300,24 @@ pub struct JsLink {
 
 #[napi]
 impl JsLink {
-    /// Starts connecting to the hub at `path`. `wake` is called (with no
+    /// Starts connecting to the hub at `address`. `wake` is called (with no
     /// arguments) whenever events are waiting in `drain()`; it never keeps the
     /// process alive.
     #[napi(constructor)]
-    pub fn new(
-        path: String,
-        heartbeat_timeout_ms: u32,
-        max_frame: u32,
-        wake: Function<(), ()>,
-    ) -> Result<Self> {
+    pub fn new(address: String, limits: LinkLimits, wake: Function<(), ()>) -> Result<Self> {
+        let max_frame = limits.max_frame_size as usize;
         let tsfn: ThreadsafeFunction<(), (), (), Status, false, true> = wake
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
             .build()?;
         let options = link::LinkOptions {
-            address: path,
+            address,
             pid: std::process::id(),
-            heartbeat_timeout_ms,
-            max_frame: max_frame as usize,
+            heartbeat_timeout_ms: limits.heartbeat_timeout,
+            max_frame,
+            queue_soft_limit: limits.queue_soft_limit as usize,
+            queue_hard_limit: limits.queue_hard_limit as usize,
         };
         let inner = link::Link::start(
             options,
@@ -300,28 +326,44 @@ impl JsLink {
             }),
         )
         .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
-        Ok(JsLink {
-            inner,
-            max_frame: max_frame as usize,
-        })
+        Ok(JsLink { inner, max_frame })
     }
 
     /// Refuses a frame the hub would refuse (and drop this connection for):
     /// its body is the header's length, the header and the parts.
-    fn check_size(&self, header: &[u8], parts: &[BufferSlice]) -> Result<()> {
+    fn check_size(&self, header: &[u8], parts: &[BufferSlice]) -> Result<(), ErrorCode> {
         let size = 4 + header.len() + frame::parts_len(parts);
-        let (limit, whose) = if size > self.max_frame {
-            (self.max_frame, "maxFrameSize")
+        let (limit, code, whose) = if size > self.max_frame {
+            (self.max_frame, ErrorCode::FrameTooLarge, "maxFrameSize")
         } else {
-            (self.inner.hub_max_frame(), "the hub's maxFrameSize")
+            let hub = self.inner.hub_max_frame();
+            (hub, ErrorCode::HubFrameTooLarge, "the hub's maxFrameSize")
         };
         if size > limit {
-            return Err(Error::new(
-                Status::InvalidArg,
+            return Err(js_error(
+                code,
                 format!("message of {size} bytes exceeds {whose} ({limit} bytes)"),
             ));
         }
         Ok(())
+    }
+
+    /// Writes a frame of `class` whose body `write` appends; refused when
+    /// the queue toward the hub is full.
+    fn send_frame(
+        &self,
+        class: Class,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<bool, ErrorCode> {
+        self.inner.send_with(class, write).map_err(|full| {
+            js_error(
+                ErrorCode::QueueFull,
+                format!(
+                    "{} bytes are waiting to be sent to the hub (limit {}): the hub is not reading",
+                    full.queued, full.limit
+                ),
+            )
+        })
     }
 
     /// Sends a frame without payload (registrations, room announcements,
@@ -334,12 +376,17 @@ impl JsLink {
         frame.len() - 4 <= limit && self.inner.send(&frame)
     }
 
-    fn send_parts(&self, header: &Header, parts: &[BufferSlice]) -> Result<bool> {
+    fn send_parts(
+        &self,
+        class: Class,
+        header: &Header,
+        parts: &[BufferSlice],
+    ) -> Result<bool, ErrorCode> {
         let header = frame::encode_header(header);
         self.check_size(&header, parts)?;
-        Ok(self
-            .inner
-            .send_with(|out| frame::encode_parts_with_header_into(out, &header, parts)))
+        self.send_frame(class, |out| {
+            frame::encode_parts_with_header_into(out, &header, parts)
+        })
     }
 
     /// Announces that an adapter for `nsp` started in this worker.
@@ -364,14 +411,19 @@ impl JsLink {
         volatile: bool,
         rooms: Vec<String>,
         parts: Vec<BufferSlice>,
-    ) -> Result<bool> {
+    ) -> Result<bool, ErrorCode> {
+        let class = if volatile {
+            Class::Volatile
+        } else {
+            Class::Data
+        };
         let header = Header::Publish {
             nsp,
             kind: kind as u8,
             volatile,
             rooms,
         };
-        self.send_parts(&header, &parts)
+        self.send_parts(class, &header, &parts)
     }
 
     /// [`publish`](Self::publish) with a header made by
@@ -379,17 +431,21 @@ impl JsLink {
     /// over converts and encodes them once. The hub checks every header it
     /// receives, so a wrong one only costs this worker its connection.
     #[napi]
-    pub fn publish_with(&self, header: BufferSlice, parts: Vec<BufferSlice>) -> Result<bool> {
+    pub fn publish_with(
+        &self,
+        header: BufferSlice,
+        parts: Vec<BufferSlice>,
+    ) -> Result<bool, ErrorCode> {
         self.check_size(&header, &parts)?;
-        Ok(self
-            .inner
-            .send_with(|out| frame::encode_parts_with_header_into(out, &header, &parts)))
+        self.send_frame(Class::Data, |out| {
+            frame::encode_parts_with_header_into(out, &header, &parts)
+        })
     }
 
     /// Sends a request that every other live worker serving `spec.nsp` (with
     /// a member in one of `spec.rooms`, when not empty) must answer.
     #[napi]
-    pub fn request(&self, spec: RequestSpec, parts: Vec<BufferSlice>) -> Result<bool> {
+    pub fn request(&self, spec: RequestSpec, parts: Vec<BufferSlice>) -> Result<bool, ErrorCode> {
         let header = Header::Request {
             req: spec.req,
             nsp: spec.nsp,
@@ -398,7 +454,7 @@ impl JsLink {
             keep: spec.keep,
             rooms: spec.rooms,
         };
-        self.send_parts(&header, &parts)
+        self.send_parts(Class::Data, &header, &parts)
     }
 
     /// The largest payload part an answer (`respond()` with one or two
@@ -413,12 +469,18 @@ impl JsLink {
 
     /// Answers the hub request `id`.
     #[napi]
-    pub fn respond(&self, id: f64, last: bool, parts: Vec<BufferSlice>) -> Result<bool> {
+    pub fn respond(&self, id: f64, last: bool, parts: Vec<BufferSlice>) -> Result<bool, ErrorCode> {
         let header = Header::Respond {
             id: id as u64,
             last,
         };
-        self.send_parts(&header, &parts)
+        self.send_parts(Class::Data, &header, &parts)
+    }
+
+    /// Bytes waiting to be sent to the hub (queued while the hub is not reading).
+    #[napi]
+    pub fn queued_bytes(&self) -> f64 {
+        self.inner.queued_bytes() as f64
     }
 
     /// A room of `nsp` got its first local member (`room` is the JSON of its name).
@@ -470,12 +532,16 @@ impl JsLink {
     /// Takes bytes JS read from the hub and returns the completed frames as
     /// events, packed like `drain()`'s. Throws on bytes that are not frames.
     #[napi]
-    pub fn feed<'env>(&self, env: &'env Env, bytes: &[u8]) -> Result<Option<BufferSlice<'env>>> {
+    pub fn feed<'env>(
+        &self,
+        env: &'env Env,
+        bytes: &[u8],
+    ) -> Result<Option<BufferSlice<'env>>, ErrorCode> {
         let events = self
             .inner
             .feed(bytes)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("bad frame from the hub: {e}")))?;
-        packed(env, events)
+            .map_err(|e| js_error(ErrorCode::BadFrame, format!("bad frame from the hub: {e}")))?;
+        packed(env, events).map_err(|e| js_error(ErrorCode::BadFrame, e.reason))
     }
 
     /// Writes the frames sent since the last flush (JS calls this once per

@@ -373,35 +373,51 @@ impl FrameBuffer {
         rd: &mut R,
         fresh_read: &mut bool,
     ) -> io::Result<Option<Frame>> {
-        let invalid = |e: FrameError| io::Error::new(io::ErrorKind::InvalidData, e);
         loop {
-            if let Some(frame) = self.next_frame().map_err(invalid)? {
+            if let Some(frame) = self.next_frame().map_err(invalid_data)? {
                 return Ok(Some(frame));
             }
-            // Room for all the frame at the front still lacks, and for a
-            // good read.
-            let want = self.missing().max(READ_MIN);
-            if self.buf.capacity() - self.buf.len() < want
-                && !self.buf.try_reclaim(want.max(READ_REUSE))
-            {
-                // Frames taken out of this buffer still share its memory.
-                // Let the tasks that write them out finish with them first:
-                // then the buffer is reused, not a new one allocated (which
-                // cost page faults and cache misses on every read).
-                tokio::task::yield_now().await;
-                if !self.buf.try_reclaim(want.max(READ_REUSE)) {
-                    self.buf.reserve(want.max(READ_CHUNK));
-                }
-            }
-            if rd.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(invalid(FrameError::Truncated))
-                };
+            if !self.read_more(rd).await? {
+                return Ok(None);
             }
             *fresh_read = true;
         }
+    }
+
+    /// Reads once from `rd` into the buffer; false on a clean end of stream.
+    /// Call it when [`FrameBuffer::next_frame`] has nothing.
+    pub async fn read_more<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> io::Result<bool> {
+        // Room for all the frame at the front still lacks, and for a good read.
+        let want = self.missing().max(READ_MIN);
+        if self.buf.capacity() - self.buf.len() < want
+            && !self.buf.try_reclaim(want.max(READ_REUSE))
+        {
+            // Frames taken out of this buffer still share its memory. Let the
+            // tasks that write them out finish with them first: then the
+            // buffer is reused, not a new one allocated (which cost page
+            // faults and cache misses on every read).
+            tokio::task::yield_now().await;
+            if !self.buf.try_reclaim(want.max(READ_REUSE)) {
+                self.buf.reserve(want.max(READ_CHUNK));
+            }
+        }
+        // At most READ_CHUNK per read, even into the room reserved for a
+        // large frame: the hub bounds the bytes of frames still arriving
+        // between reads, so one read must not be able to bring in megabytes.
+        if rd.read_buf(&mut (&mut self.buf).limit(READ_CHUNK)).await? == 0 {
+            return if self.buf.is_empty() {
+                Ok(false)
+            } else {
+                Err(invalid_data(FrameError::Truncated))
+            };
+        }
+        Ok(true)
+    }
+
+    /// Bytes read but not taken out as frames yet: the part of a frame still
+    /// arriving (once [`FrameBuffer::next_frame`] has nothing).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Appends bytes read elsewhere (by the worker's JS thread).
@@ -417,6 +433,10 @@ impl FrameBuffer {
             None => Ok(None),
         }
     }
+}
+
+fn invalid_data(e: FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// Splits a payload made by [`encode_parts`] back into its parts.

@@ -27,6 +27,15 @@ use crate::sock::{self, Reader};
 /// How long a new connection may take to say `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections that may wait for their handshake at once; more are refused
+/// at once (a worker retries): idle connections cannot pile up.
+const MAX_HANDSHAKING: usize = 64;
+
+/// A connection with this much of a frame buffered counts as receiving a
+/// large frame: it is the one that waits while the hub holds more than
+/// `incoming_limit` bytes of frames still arriving.
+const LARGE_PARTIAL: usize = 64 * 1024;
+
 /// Something the primary's JS may want to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubEvent {
@@ -56,6 +65,18 @@ pub struct HubOptions {
     /// frames is dropped (and counted): a stopped worker cannot grow the
     /// primary's memory without bound.
     pub queue_hard_limit: usize,
+    /// Connections served at once (handshake done or not); more are refused
+    /// at once. At most a quarter of the process's descriptor limit (each
+    /// connection takes two), so the primary keeps descriptors to fork and
+    /// serve whatever connects.
+    pub max_connections: usize,
+    /// Bytes of frames still arriving, over all connections, past which a
+    /// connection receiving a large frame waits before reading more.
+    /// Raised to `max_frame` if lower (one frame must always fit).
+    pub incoming_limit: usize,
+    /// How long a frame may take to arrive whole once its first byte has:
+    /// a connection that holds a partial frame longer is dropped.
+    pub frame_timeout: Duration,
 }
 
 impl Default for HubOptions {
@@ -64,7 +85,89 @@ impl Default for HubOptions {
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
             queue_soft_limit: 32 * 1024 * 1024,
             queue_hard_limit: 128 * 1024 * 1024,
+            max_connections: 1024,
+            incoming_limit: 128 * 1024 * 1024,
+            frame_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// The soft limit on this process's open descriptors.
+fn descriptor_limit() -> usize {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit for getrlimit to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    if rc != 0 {
+        return 1024;
+    }
+    usize::try_from(rl.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Bytes of frames still arriving, over every connection.
+struct IncomingBudget {
+    bytes: AtomicUsize,
+    limit: usize,
+    /// Wakes connections waiting for the budget when bytes are given back.
+    freed: Notify,
+}
+
+/// One connection's part of the [`IncomingBudget`]; given back on drop.
+struct Share<'a> {
+    budget: &'a IncomingBudget,
+    held: usize,
+}
+
+impl Share<'_> {
+    /// This connection now holds `bytes` of frames still arriving.
+    fn set(&mut self, bytes: usize) {
+        if bytes > self.held {
+            self.budget
+                .bytes
+                .fetch_add(bytes - self.held, Ordering::Relaxed);
+        } else if bytes < self.held {
+            self.budget
+                .bytes
+                .fetch_sub(self.held - bytes, Ordering::Relaxed);
+            self.budget.freed.notify_waiters();
+        }
+        self.held = bytes;
+    }
+
+    /// True while others hold so much that this connection, receiving a
+    /// large frame, must wait before reading more of it.
+    fn must_wait(&self) -> bool {
+        let all = self.budget.bytes.load(Ordering::Relaxed);
+        self.held >= LARGE_PARTIAL && all > self.budget.limit && all > self.held
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+/// A connection's place in the hub's counts; given back on drop.
+struct Slot {
+    shared: Arc<Shared>,
+    handshaking: bool,
+}
+
+impl Slot {
+    fn handshake_done(&mut self) {
+        if std::mem::replace(&mut self.handshaking, false) {
+            self.shared.handshaking.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.handshake_done();
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -100,6 +203,10 @@ struct Shared {
     timer: Notify,
     events: EventSink,
     options: HubOptions,
+    /// Connections being served, and those of them still in their handshake.
+    connections: AtomicUsize,
+    handshaking: AtomicUsize,
+    incoming: IncomingBudget,
 }
 
 impl Shared {
@@ -190,6 +297,10 @@ pub struct HubStats {
     /// it (volatile, overflow) including drops not yet reported to it.
     pub queues: Vec<QueueStats>,
     pub pending_requests: usize,
+    /// Connections open now (handshake done or not).
+    pub connections: usize,
+    /// Bytes of frames still arriving, over all connections.
+    pub incoming_bytes: usize,
 }
 
 /// Queue of one worker, for `stats()`.
@@ -212,9 +323,11 @@ pub struct Hub {
 impl Hub {
     /// Binds `address` (see [`paths`]) synchronously, so that workers forked
     /// right after find it, and starts serving on a new thread.
-    pub fn start(address: &str, options: HubOptions, events: EventSink) -> io::Result<Hub> {
+    pub fn start(address: &str, mut options: HubOptions, events: EventSink) -> io::Result<Hub> {
         let std_listener = bind(address)?;
         std_listener.set_nonblocking(true)?;
+        options.max_connections = options.max_connections.min(descriptor_limit() / 4).max(1);
+        options.incoming_limit = options.incoming_limit.max(options.max_frame);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 router: Router::with_deferred_limit(options.queue_hard_limit),
@@ -223,6 +336,13 @@ impl Hub {
             }),
             timer: Notify::new(),
             events,
+            connections: AtomicUsize::new(0),
+            handshaking: AtomicUsize::new(0),
+            incoming: IncomingBudget {
+                bytes: AtomicUsize::new(0),
+                limit: options.incoming_limit,
+                freed: Notify::new(),
+            },
             options,
         });
         let (shutdown, shutdown_rx) = oneshot::channel();
@@ -286,6 +406,8 @@ impl Hub {
                 q
             },
             pending_requests: state.router.pending_requests(),
+            connections: self.shared.connections.load(Ordering::Relaxed),
+            incoming_bytes: self.shared.incoming.bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -357,7 +479,33 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(shared.clone(), stream));
+                let open = shared.connections.load(Ordering::Relaxed);
+                let waiting = shared.handshaking.load(Ordering::Relaxed);
+                let full = if open >= shared.options.max_connections {
+                    Some(format!(
+                        "too many connections ({open} open, maxConnections {})",
+                        shared.options.max_connections
+                    ))
+                } else if waiting >= MAX_HANDSHAKING {
+                    Some(format!(
+                        "too many connections waiting for their handshake ({waiting})"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = full {
+                    // Closed at once: its descriptor is back before the next accept.
+                    drop(stream);
+                    (shared.events)(HubEvent::Refused { reason });
+                    continue;
+                }
+                shared.connections.fetch_add(1, Ordering::Relaxed);
+                shared.handshaking.fetch_add(1, Ordering::Relaxed);
+                let slot = Slot {
+                    shared: shared.clone(),
+                    handshaking: true,
+                };
+                tokio::spawn(serve_connection(shared.clone(), stream, slot));
             }
             Err(e) => {
                 // EMFILE and friends: report, back off, keep serving.
@@ -419,18 +567,61 @@ async fn timer_loop(shared: Arc<Shared>) {
 }
 
 /// Reads the next frame; `Ok(None)` on a clean end of stream. Sets
-/// `fresh_read` when it had to read from the socket to get it.
+/// `fresh_read` when it had to read from the socket to get it. A frame must
+/// arrive whole within `frame_timeout` of its first byte, and while frames
+/// still arriving hold more than the hub's `incoming_limit`, a connection
+/// receiving a large one waits before reading more (its peer's writes then
+/// wait in the kernel): a peer cannot make the primary hold memory for
+/// frames it never finishes.
 async fn read_frame(
     rd: &mut Reader,
     fb: &mut FrameBuffer,
     fresh_read: &mut bool,
+    share: &mut Share<'_>,
+    frame_timeout: Duration,
 ) -> Result<Option<Frame>, String> {
-    match fb.read_frame(rd, fresh_read).await {
-        Ok(frame) => Ok(frame),
-        // A worker killed with unread data in its socket resets the
-        // connection: that is a worker leaving, not a protocol problem.
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(None),
-        Err(e) => Err(e.to_string()),
+    let mut first_byte: Option<Instant> = None;
+    let late = || {
+        format!(
+            "a frame did not arrive whole within {} ms",
+            frame_timeout.as_millis()
+        )
+    };
+    loop {
+        let next = fb.next_frame();
+        share.set(fb.buffered());
+        if let Some(frame) = next.map_err(|e| e.to_string())? {
+            return Ok(Some(frame));
+        }
+        let deadline = (fb.buffered() > 0)
+            .then(|| *first_byte.get_or_insert_with(Instant::now) + frame_timeout);
+        while share.must_wait() {
+            let freed = share.budget.freed.notified();
+            if !share.must_wait() {
+                break;
+            }
+            match deadline {
+                Some(d) => tokio::select! {
+                    _ = freed => {}
+                    _ = tokio::time::sleep_until(d.into()) => return Err(late()),
+                },
+                None => freed.await,
+            }
+        }
+        let more = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), fb.read_more(rd))
+                .await
+                .map_err(|_| late())?,
+            None => fb.read_more(rd).await,
+        };
+        match more {
+            Ok(true) => *fresh_read = true,
+            Ok(false) => return Ok(None),
+            // A worker killed with unread data in its socket resets the
+            // connection: that is a worker leaving, not a protocol problem.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
@@ -521,7 +712,7 @@ async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason
     (shared.events)(HubEvent::Refused { reason });
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
+async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slot) {
     // Only processes of our own user may talk to the hub. The 0700 directory
     // already keeps others out; this check also covers a socket path passed in
     // by hand.
@@ -553,8 +744,16 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         }
     }
     let mut fb = FrameBuffer::new(shared.options.max_frame);
-    let hello =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut rd, &mut fb, &mut false)).await;
+    let mut share = Share {
+        budget: &shared.incoming,
+        held: 0,
+    };
+    let frame_timeout = shared.options.frame_timeout;
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame(&mut rd, &mut fb, &mut false, &mut share, frame_timeout),
+    )
+    .await;
     let (pid, heartbeat_timeout) = match hello {
         Ok(Ok(Some(Frame {
             header:
@@ -582,6 +781,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
         Err(_) => return refuse(&wr, &shared, "handshake timed out".into()).await,
     };
 
+    slot.handshake_done();
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let node = {
@@ -613,7 +813,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
 
     let mut fresh_read = false;
     let reason = loop {
-        match read_frame(&mut rd, &mut fb, &mut fresh_read).await {
+        match read_frame(&mut rd, &mut fb, &mut fresh_read, &mut share, frame_timeout).await {
             Ok(Some(frame)) => {
                 let is_request = matches!(frame.header, Header::Request { .. });
                 if fresh_read && targets_rooms(&frame.header) {
@@ -686,6 +886,7 @@ mod tests {
             max_frame: 1 << 20,
             queue_soft_limit: 100,
             queue_hard_limit: 200,
+            ..HubOptions::default()
         }
     }
 

@@ -8,12 +8,14 @@
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
+//! - [`error`]: the codes of the errors JS sees.
 //! - `binding`: the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
 
 // Input from other processes must never panic the hub: no unwrap outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod batch;
+pub mod error;
 pub mod frame;
 pub mod hub;
 pub mod link;

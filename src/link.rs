@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::frame::{
     encode, Frame, FrameBuffer, FrameError, Header, NodeId, DEFAULT_MAX_FRAME, PROTOCOL_VERSION,
 };
+use crate::router::Class;
 use crate::sock::{self, write_now, Reader};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +135,34 @@ pub struct LinkOptions {
     pub pid: u32,
     pub heartbeat_timeout_ms: u32,
     pub max_frame: usize,
+    /// Bytes queued toward the hub past which volatile messages are refused.
+    pub queue_soft_limit: usize,
+    /// Bytes queued toward the hub past which every message but small
+    /// bookkeeping frames is refused.
+    pub queue_hard_limit: usize,
+}
+
+/// A message refused because the queue toward the hub is full: the hub is
+/// not reading (a stopped or blocked primary), and memory must stay bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull {
+    /// Bytes queued when it was refused.
+    pub queued: usize,
+    /// The limit it would have passed.
+    pub limit: usize,
+}
+
+/// Queues `bytes` for the link thread, counting them in `queued`.
+fn enqueue(tx: &mpsc::UnboundedSender<Bytes>, queued: &AtomicUsize, bytes: Bytes) {
+    queued.fetch_add(bytes.len(), Ordering::Relaxed);
+    if let Err(e) = tx.send(bytes) {
+        queued.fetch_sub(e.0.len(), Ordering::Relaxed);
+    }
+}
+
+/// Counts `bytes` taken out of the queue.
+fn dequeued(queued: &AtomicUsize, bytes: &Bytes) {
+    queued.fetch_sub(bytes.len(), Ordering::Relaxed);
 }
 
 /// How frames from the JS thread reach the socket.
@@ -154,6 +184,10 @@ struct Outgoing {
     backlog: bool,
     /// Frames of the current tick, written by the next `flush()`.
     pending: Vec<u8>,
+    /// Bytes waiting in the queue (shared with the link thread).
+    queued: Arc<AtomicUsize>,
+    soft_limit: usize,
+    hard_limit: usize,
 }
 
 /// `pending` is written at once past this size, without waiting for `flush()`.
@@ -177,7 +211,7 @@ impl Outgoing {
         if written < self.pending.len() {
             let rest = Bytes::copy_from_slice(&self.pending[written..]);
             if let Some(tx) = self.tx.as_ref() {
-                let _ = tx.send(rest);
+                enqueue(tx, &self.queued, rest);
             }
             self.backlog = true;
         }
@@ -185,6 +219,22 @@ impl Outgoing {
         if self.pending.capacity() > 4 * FLUSH_AT {
             self.pending = Vec::new();
         }
+    }
+}
+
+impl Outgoing {
+    /// Whether a frame of `len` bytes and class `class` may join the queue.
+    fn admit(&self, class: Class, len: usize) -> Result<(), QueueFull> {
+        let queued = self.queued.load(Ordering::Relaxed);
+        let limit = match class {
+            Class::Control => return Ok(()),
+            Class::Volatile => self.soft_limit.min(self.hard_limit),
+            Class::Data => self.hard_limit,
+        };
+        if queued + len > limit {
+            return Err(QueueFull { queued, limit });
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +279,9 @@ impl Link {
             direct: None,
             backlog: true,
             pending: Vec::new(),
+            queued: Arc::new(AtomicUsize::new(0)),
+            soft_limit: options.queue_soft_limit,
+            hard_limit: options.queue_hard_limit,
         })));
         let thread_sender = sender.clone();
         let thread = std::thread::Builder::new()
@@ -260,29 +313,45 @@ impl Link {
         })
     }
 
-    /// Sends an encoded frame: collected for the next `flush()` when
-    /// nothing is queued, queued otherwise. False once the link is closed.
+    /// Sends a small bookkeeping frame (never refused for a full queue).
+    /// False once the link is closed.
     pub fn send(&self, frame: &[u8]) -> bool {
-        self.send_with(|out| out.extend_from_slice(frame))
+        matches!(
+            self.send_with(Class::Control, |out| out.extend_from_slice(frame)),
+            Ok(true)
+        )
     }
 
     /// Sends the frame `write` appends to the buffer it is given: the
-    /// current tick's buffer, or a new one for the link thread's queue.
-    pub fn send_with(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// current tick's buffer, or, while frames wait for the link thread, a
+    /// new one for its queue, if the queue has room for a frame of `class`.
+    /// `Ok(false)` once the link is closed.
+    pub fn send_with(
+        &self,
+        class: Class,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<bool, QueueFull> {
         let mut out = self.sender.lock();
         let Some(tx) = out.tx.as_ref() else {
-            return false;
+            return Ok(false);
         };
         if out.backlog {
             let mut frame = Vec::new();
             write(&mut frame);
-            return tx.send(Bytes::from(frame)).is_ok();
+            out.admit(class, frame.len())?;
+            enqueue(tx, &out.queued, Bytes::from(frame));
+            return Ok(true);
         }
         write(&mut out.pending);
         if out.pending.len() >= FLUSH_AT {
             out.flush();
         }
-        true
+        Ok(true)
+    }
+
+    /// Bytes waiting for the link thread to write them.
+    pub fn queued_bytes(&self) -> usize {
+        self.sender.lock().queued.load(Ordering::Relaxed)
     }
 
     /// Writes the frames collected since the last flush.
@@ -413,7 +482,7 @@ async fn run(
             let mut out = sender.lock();
             // What JS queued so far was checked against this worker's own
             // limit only: a frame over the hub's would cost the connection.
-            let refused = drop_oversized(&mut rx, out.tx.as_ref(), hub_max_frame);
+            let refused = drop_oversized(&mut rx, out.tx.as_ref(), &out.queued, hub_max_frame);
             if refused > 0 {
                 inbox.push(LinkEvent::TooLarge {
                     count: refused,
@@ -434,6 +503,7 @@ async fn run(
         Err(_) => return Err("the hub did not answer the handshake".into()),
     }
 
+    let queued = sender.lock().queued.clone();
     let writer = async move {
         let mut buf = Vec::new();
         loop {
@@ -441,8 +511,10 @@ async fn run(
                 biased;
                 frame = rx.recv() => match frame {
                     Some(f) => {
+                        dequeued(&queued, &f);
                         buf.extend_from_slice(&f);
                         while let Ok(more) = rx.try_recv() {
+                            dequeued(&queued, &more);
                             buf.extend_from_slice(&more);
                         }
                         sock::write_all(&wr, &buf).await.map_err(|e| e.to_string())?;
@@ -461,6 +533,7 @@ async fn run(
         }
         // Flush what JS queued before closing (e.g. its Unregister frames).
         while let Ok(more) = rx.try_recv() {
+            dequeued(&queued, &more);
             buf.extend_from_slice(&more);
         }
         sock::write_all(&wr, &buf)
@@ -481,10 +554,12 @@ async fn run(
 fn drop_oversized(
     rx: &mut mpsc::UnboundedReceiver<Bytes>,
     tx: Option<&mpsc::UnboundedSender<Bytes>>,
+    queued_bytes: &AtomicUsize,
     max: usize,
 ) -> u64 {
     let mut queued = Vec::new();
     while let Ok(chunk) = rx.try_recv() {
+        dequeued(queued_bytes, &chunk);
         queued.extend_from_slice(&chunk);
     }
     let mut kept = Vec::with_capacity(queued.len());
@@ -509,7 +584,7 @@ fn drop_oversized(
     }
     kept.extend_from_slice(&queued[at..]);
     if let (false, Some(tx)) = (kept.is_empty(), tx) {
-        let _ = tx.send(Bytes::from(kept));
+        enqueue(tx, queued_bytes, Bytes::from(kept));
     }
     refused
 }
@@ -538,7 +613,8 @@ mod tests {
         let second = [frame(20, 3), frame(50, 4)].concat();
         tx.send(Bytes::from(first)).unwrap();
         tx.send(Bytes::from(second)).unwrap();
-        assert_eq!(drop_oversized(&mut rx, Some(&tx), 50), 1);
+        let queued = AtomicUsize::new(0);
+        assert_eq!(drop_oversized(&mut rx, Some(&tx), &queued, 50), 1);
         let kept = rx.try_recv().unwrap();
         assert!(rx.try_recv().is_err(), "one chunk queued back");
         assert_eq!(
@@ -547,8 +623,34 @@ mod tests {
         );
         // Nothing over the limit: everything goes back as it was.
         tx.send(Bytes::from(frame(5, 9))).unwrap();
-        assert_eq!(drop_oversized(&mut rx, Some(&tx), 50), 0);
+        assert_eq!(drop_oversized(&mut rx, Some(&tx), &queued, 50), 0);
         assert_eq!(&rx.try_recv().unwrap()[..], &frame(5, 9)[..]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_volatile_first_then_data_never_control() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let out = Outgoing {
+            tx: Some(tx),
+            direct: None,
+            backlog: true,
+            pending: Vec::new(),
+            queued: Arc::new(AtomicUsize::new(0)),
+            soft_limit: 100,
+            hard_limit: 200,
+        };
+        assert!(out.admit(Class::Volatile, 100).is_ok());
+        out.queued.store(150, Ordering::Relaxed);
+        assert_eq!(
+            out.admit(Class::Volatile, 1),
+            Err(QueueFull {
+                queued: 150,
+                limit: 100
+            })
+        );
+        assert!(out.admit(Class::Data, 50).is_ok());
+        assert!(out.admit(Class::Data, 51).is_err());
+        assert!(out.admit(Class::Control, 10_000).is_ok());
     }
 
     #[test]
