@@ -244,7 +244,7 @@ test(
     const refusedRun = attempt();
     assert.match(refusedRun.stdout, /Refused/, refusedRun.stdout + refusedRun.stderr);
     const refused = await waitFor((e) => e.kind === "refused" && /uid 65534/.test(e.reason));
-    assert.match(refused.reason, /only uid 0 may connect/);
+    assert.match(refused.reason, /uid 65534 \(pid \d+\) refused: only uid 0 may connect/);
   },
 );
 
