@@ -44,7 +44,7 @@ const RETRY_MAX_MS = 2_000;
 // Longer room and namespace names travel as a digest (see shortKey()).
 const MAX_KEY = 256;
 
-const links = new Map(); // socket path → HubLink
+const links = new Map(); // hub address → HubLink
 
 class HubLink {
   constructor(path, opts) {
@@ -52,7 +52,7 @@ class HubLink {
     this.opts = opts;
     this.node = null;
     this.downReason = null;
-    this.adapters = new Map(); // nsp name → Set<adapter>
+    this.adapters = new Map(); // nsp key (see nspKey()) → Set<adapter>
     this.pending = new Map(); // req id → handler
     this.nextReq = 0;
     this.counters = {
