@@ -29,8 +29,7 @@ function primaryHubAddress() {
  * or its directory); `warn` then hears why, once.
  */
 function findHub(warn) {
-  const override = process.env[ENV_VAR];
-  let address = override;
+  let address = process.env[ENV_VAR];
   if (!address) {
     try {
       address = binding.hubAddress(os.tmpdir(), process.ppid, false);

@@ -89,7 +89,7 @@ class PrimaryHandle extends EventEmitter {
     } else if (ev.kind === "disconnected") {
       debug("worker pid %d (node %d) disconnected%s", ev.pid, ev.node, ev.reason ? `: ${ev.reason}` : "");
       if (ev.reason && this.listenerCount("disconnected") === 0) {
-        this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`, "dropped");
+        this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`, "dropped-worker");
       }
       this.emit("disconnected", ev);
     } else if (ev.kind === "refused") {

@@ -329,6 +329,11 @@ impl JsLink {
         Ok(JsLink { inner, max_frame })
     }
 
+    /// The largest frame body both this worker and the hub accept.
+    fn frame_limit(&self) -> usize {
+        self.max_frame.min(self.inner.hub_max_frame())
+    }
+
     /// Refuses a frame the hub would refuse (and drop this connection for):
     /// its body is the header's length, the header and the parts.
     fn check_size(&self, header: &[u8], parts: &[BufferSlice]) -> Result<(), ErrorCode> {
@@ -372,8 +377,7 @@ impl JsLink {
     /// connection: it is not sent, and this returns false.
     fn send_control(&self, header: Header) -> bool {
         let frame = encode(&header, &[]);
-        let limit = self.max_frame.min(self.inner.hub_max_frame());
-        frame.len() - 4 <= limit && self.inner.send(&frame)
+        frame.len() - 4 <= self.frame_limit() && self.inner.send(&frame)
     }
 
     fn send_parts(
@@ -463,8 +467,7 @@ impl JsLink {
     #[napi]
     pub fn max_payload(&self) -> u32 {
         const ALLOWANCE: usize = 512;
-        let limit = self.max_frame.min(self.inner.hub_max_frame());
-        u32::try_from(limit.saturating_sub(ALLOWANCE)).unwrap_or(u32::MAX)
+        u32::try_from(self.frame_limit().saturating_sub(ALLOWANCE)).unwrap_or(u32::MAX)
     }
 
     /// Answers the hub request `id`.
