@@ -1,9 +1,9 @@
 "use strict";
 // The behaviour of @socket.io/cluster-adapter 0.3.0 that users observe, on a
 // real node:cluster with 3 workers and real socket.io-client connections:
-// the cases of the stock package's own suite (PROTOCOL.md §5.1), the cluster
-// cases of socket.io-adapter's suite (§5.3), plus membership and namespace
-// cases. Everything here must pass against the stock package too
+// the cases of the stock package's own suite (packages/socket.io-cluster-adapter/test
+// in the socket.io repository), the cluster cases of socket.io-adapter's suite,
+// plus membership and namespace cases. Everything here must pass against the stock package too
 // (ADAPTER_MODULE=@socket.io/cluster-adapter).
 //
 // Each test gets a fresh cluster: worker i has one connected client,

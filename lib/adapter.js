@@ -12,7 +12,9 @@ const { randomBytes } = require("node:crypto");
 const { Adapter } = require("socket.io-adapter");
 const debug = require("./debug").logger();
 const { Kind, pack, packLenient, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
-const { acquireLink, roomKey, publishHeader } = require("./link");
+const { acquireLink, publishHeader } = require("./link");
+const { roomKey } = require("./keys");
+const { ErrorCode } = require("./generated/error-codes");
 const { resolveOptions } = require("./options");
 const { findHub } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
@@ -159,7 +161,7 @@ class NodeClusterAdapter extends Adapter {
     const delivered = holdLocal(this, parts, opts, encoded, packetOpts, packet);
     // Only a payload over maxFrameSize fails the emit itself: it can never be
     // delivered remotely, and the caller must hear it. Local clients still get it.
-    if (error && error.code === "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE") throw error;
+    if (error && error.code === ErrorCode.FRAME_TOO_LARGE) throw error;
     return delivered;
   }
 

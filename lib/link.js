@@ -1,48 +1,25 @@
 "use strict";
 // The worker's connection to the hub: one per process and hub, shared by every
-// namespace adapter. It dispatches what the hub sends to the adapters and
-// keeps the JS half of each request (the callbacks); the Rust half (who must
-// still answer, deadlines) lives in the hub.
+// namespace adapter. It sends what the adapters publish, reads what the hub
+// sends (lib/batch-decoder.js) and hands it to the adapters or to the pending
+// requests (lib/pending-requests.js), and reconnects when the hub goes away.
 
 const net = require("node:net");
-const { createHash } = require("node:crypto");
 const debug = require("./debug").logger("link");
 const binding = require("./native");
 const { isFence } = require("./fence");
 const warnings = require("./warnings");
-
-// Events of Link.drain() and Link.feed(), see src/batch.rs.
-const EV = Object.freeze({
-  UP: 1,
-  DOWN: 2,
-  MESSAGE: 3,
-  INCOMING: 4,
-  ACCEPTED: 5,
-  REPLY: 6,
-  DEPARTED: 7,
-  DONE: 8,
-  TIMED_OUT: 9,
-  COUNT: 10,
-  DROPPED: 11,
-  TOO_LARGE: 12,
-});
+const { decodeBatch } = require("./batch-decoder");
+const { PendingRequests } = require("./pending-requests");
+const { roomKey, nspKey } = require("./keys");
+const { ErrorCode } = require("./generated/error-codes");
 
 const DRAIN_BATCH = 256;
-// JS-side backstop after the hub's own deadline, in case the hub stalls: a
-// request always settles, and its ref'd timer keeps the process alive meanwhile.
-const BACKSTOP_MS = 2_000;
 // Bytes read from the hub per syscall at most: what the hub writes at once.
 const READ_BUFFER = 256 * 1024;
-const MAX_REQ = 0xffff_ffff;
-// Codes of the addon's errors (src/error.rs).
-const FRAME_TOO_LARGE = "ERR_SOCKET_IO_CLUSTER_FRAME_TOO_LARGE";
-const HUB_FRAME_TOO_LARGE = "ERR_SOCKET_IO_CLUSTER_HUB_FRAME_TOO_LARGE";
-const QUEUE_FULL = "ERR_SOCKET_IO_CLUSTER_QUEUE_FULL";
 // Reconnection backoff: 50 ms, doubling, at most 2 s between attempts.
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 2_000;
-// Longer room and namespace names travel as a digest (see shortKey()).
-const MAX_KEY = 256;
 
 const links = new Map(); // hub address → HubLink
 
@@ -53,8 +30,7 @@ class HubLink {
     this.node = null;
     this.downReason = null;
     this.adapters = new Map(); // nsp key (see nspKey()) → Set<adapter>
-    this.pending = new Map(); // req id → handler
-    this.nextReq = 0;
+    this.pending = new PendingRequests();
     this.counters = {
       messagesIn: 0,
       bytesIn: 0,
@@ -163,10 +139,7 @@ class HubLink {
     process.off("internalMessage", this.onInternalMessage);
     this.stopReading();
     this.native.close();
-    for (const [, handler] of this.pending) {
-      handler.down("the adapter was closed");
-    }
-    this.pending.clear();
+    this.pending.failAll("the adapter was closed");
   }
 
   /** Throws when the hub is gone, so cluster operations fail fast. */
@@ -201,7 +174,7 @@ class HubLink {
     try {
       send();
     } catch (err) {
-      if (err.code !== QUEUE_FULL) throw err;
+      if (err.code !== ErrorCode.QUEUE_FULL) throw err;
       this.counters.droppedQueueFull++;
       warnings.warn(
         `socket.io-cluster-rs: this worker (pid ${process.pid}) drops messages for other workers: ${err.message} (adapter.stats().droppedQueueFull)`,
@@ -231,7 +204,7 @@ class HubLink {
       try {
         this.native.respond(id, last, parts);
       } catch (err) {
-        if (err.code === QUEUE_FULL) throw err;
+        if (err.code === ErrorCode.QUEUE_FULL) throw err;
         // Too large: the requester then counts this node as answered with nothing.
         debug("cannot answer request %d: %s", id, err.message);
         this.native.respond(id, last, []);
@@ -252,50 +225,24 @@ class HubLink {
    */
   request(nsp, kind, timeoutMs, keep, rooms, parts, handler) {
     this.assertUp();
-    const req = this.allocReq();
-    const backstop = setTimeout(() => {
-      if (this.pending.get(req) === entry) {
-        this.pending.delete(req);
-        entry.down("no answer from the hub");
-      }
-    }, timeoutMs + BACKSTOP_MS);
-    const finish = () => {
-      clearTimeout(backstop);
-      this.pending.delete(req);
-    };
-    const entry = { ...handler };
-    for (const name of ["done", "timedOut", "down"]) {
-      const fn = handler[name];
-      entry[name] = (arg, arg2) => {
-        finish();
-        if (fn) fn(arg, arg2);
-      };
-    }
-    this.pending.set(req, entry);
+    const { req, forget } = this.pending.open(timeoutMs, handler);
     this.countOut(parts);
     try {
       sizeChecked(() => this.native.request({ req, nsp: nspKey(nsp), kind, timeoutMs, keep, rooms }, parts));
       this.kick();
     } catch (err) {
-      finish();
+      forget();
       throw err;
     }
-    return finish;
+    return forget;
   }
 
   /** Number of live workers serving `nsp`, this one included. */
   count(nsp) {
     if (!this.up) return Promise.resolve(1);
     return new Promise((resolve) => {
-      const req = this.allocReq();
-      const settle = (n) => {
-        clearTimeout(backstop);
-        this.pending.delete(req);
-        resolve(n);
-      };
-      // Also what keeps the process alive while the answer is on its way.
-      const backstop = setTimeout(() => settle(1), BACKSTOP_MS);
-      this.pending.set(req, { count: settle, down: () => settle(1) });
+      // Its backstop is also what keeps the process alive while the answer is on its way.
+      const { req } = this.pending.open(0, { count: resolve, down: () => resolve(1) });
       this.native.countQuery(req, nspKey(nsp));
       this.kick();
     });
@@ -321,18 +268,11 @@ class HubLink {
     };
   }
 
-  allocReq() {
-    do {
-      this.nextReq = this.nextReq >= MAX_REQ ? 1 : this.nextReq + 1;
-    } while (this.pending.has(this.nextReq));
-    return this.nextReq;
-  }
-
   /** Handles the events the link thread of `native` queued (the connection going up or down). */
   drain(native) {
     if (native !== this.native) return;
     const buf = native.drain(DRAIN_BATCH);
-    if (buf) this.dispatchAll(buf);
+    if (buf) decodeBatch(buf, this);
   }
 
   /**
@@ -380,32 +320,13 @@ class HubLink {
     } catch (err) {
       return this.onDown(err.message);
     }
-    if (buf) this.dispatchAll(buf);
+    if (buf) decodeBatch(buf, this);
   }
 
-  /** Dispatches a packed batch of events (layout: src/batch.rs). */
-  dispatchAll(buf) {
-    let off = 0;
-    while (off + 5 <= buf.length) {
-      const t = buf[off];
-      const start = off + 5;
-      const end = start + buf.readUInt32LE(off + 1);
-      off = end;
-      // Held broadcasts go out before anything else can run user code
-      // (request answers, acks) and at the end of the batch.
-      if (t !== EV.MESSAGE) this.flushRemote();
-      try {
-        this.dispatch(t, buf, start, end);
-      } catch (err) {
-        // A bad message from one peer must not take this worker down.
-        debug("error while handling event %d: %s", t, err && err.stack);
-      }
-    }
-    this.flushRemote();
-  }
+  // ---- what the hub sends (called by decodeBatch()) ------------------------
 
   /** Delivers the remote broadcasts an adapter holds (only one namespace can hold any). */
-  flushRemote() {
+  flushHeld() {
     const set = this.heldBy;
     if (!set) return;
     this.heldBy = null;
@@ -418,108 +339,89 @@ class HubLink {
     }
   }
 
-  dispatch(t, buf, pos, end) {
-    const u32 = (at) => buf.readUInt32LE(at);
-    switch (t) {
-      case EV.MESSAGE: {
-        const [nsp, at] = readString(buf, pos + 8);
-        const payload = buf.subarray(at, end);
-        this.countIn(payload);
-        const set = this.adapters.get(nsp);
-        if (!set) return;
-        // Namespaces share the client connection: another namespace's held
-        // broadcasts go out first, so a client sees them in emit order.
-        if (this.heldBy !== set) this.flushRemote();
-        this.heldBy = set;
-        for (const a of set) a.onClusterMessage(u32(pos + 4), payload, u32(pos));
-        return;
-      }
-      case EV.INCOMING: {
-        const id = buf.readDoubleLE(pos);
-        const [nsp, at] = readString(buf, pos + 16);
-        const payload = buf.subarray(at, end);
-        this.countIn(payload);
-        const set = this.adapters.get(nsp);
-        const adapter = set && set.values().next().value;
-        if (adapter) adapter.onClusterRequest(id, u32(pos + 12), payload, u32(pos + 8));
-        // The namespace closed in between: say we are done so nobody waits.
-        else this.respond(id, true, []);
-        return;
-      }
-      case EV.REPLY: {
-        const req = u32(pos);
-        const payload = buf.subarray(pos + 16, end);
-        this.countIn(payload);
-        const h = this.pending.get(req);
-        if (h && h.reply) h.reply(u32(pos + 4), payload, u32(pos + 8) === 1);
-        // The reply that completes a request carries the completion.
-        if (u32(pos + 12) === 1) this.call(req, "done");
-        return;
-      }
-      case EV.ACCEPTED:
-        return this.call(u32(pos), "accepted", u32(pos + 4));
-      case EV.DEPARTED:
-        return this.call(u32(pos), "departed", u32(pos + 4));
-      case EV.DONE:
-        return this.call(u32(pos), "done");
-      case EV.TIMED_OUT: {
-        const n = u32(pos + 8);
-        const pids = [];
-        for (let i = 0; i < n; i++) pids.push(u32(pos + 12 + 4 * i));
-        return this.call(u32(pos), "timedOut", u32(pos + 4), pids);
-      }
-      case EV.COUNT:
-        return this.call(u32(pos), "count", u32(pos + 4));
-      case EV.UP:
-        this.node = u32(pos);
-        if (this.downReason !== null) {
-          this.reconnects++;
-          warnings.warn(
-            `socket.io-cluster-rs: this worker (pid ${process.pid}) is connected to the hub again, after ${this.attempts} attempt(s)`,
-            "hub-back",
-          );
-        }
-        this.downReason = null;
-        this.attempts = 0;
-        debug("connected to the hub at %s as node %d", this.path, this.node);
-        return this.startReading();
-      case EV.DOWN:
-        return this.onDown(readString(buf, pos)[0]);
-      case EV.DROPPED: {
-        const volatile = buf.readDoubleLE(pos);
-        const overflow = buf.readDoubleLE(pos + 8);
-        this.counters.droppedVolatile += volatile;
-        this.counters.droppedOverflow += overflow;
-        // Logged when it happens, once per episode: the hub reports drops
-        // when this worker catches up after falling behind.
-        warnings.warn(
-          `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${volatile} volatile and ${overflow} other messages for it`,
-          "dropped",
-        );
-        return;
-      }
-      case EV.TOO_LARGE: {
-        const count = buf.readDoubleLE(pos);
-        const limit = buf.readDoubleLE(pos + 8);
-        this.counters.droppedTooLarge += count;
-        warnings.warn(
-          `socket.io-cluster-rs: ${count} message(s) sent by this worker (pid ${process.pid}) before its connection to the hub was up exceed the hub's maxFrameSize (${limit} bytes) and were not sent to other workers; raise the maxFrameSize option of setupPrimary() in the primary`,
-        );
-        return;
-      }
-      default:
-        debug("unknown event type %d", t);
+  onMessage(from, kind, nsp, payload) {
+    this.countIn(payload);
+    const set = this.adapters.get(nsp);
+    if (!set) return;
+    // Namespaces share the client connection: another namespace's held
+    // broadcasts go out first, so a client sees them in emit order.
+    if (this.heldBy !== set) this.flushHeld();
+    this.heldBy = set;
+    for (const a of set) a.onClusterMessage(kind, payload, from);
+  }
+
+  onIncoming(id, from, kind, nsp, payload) {
+    this.countIn(payload);
+    const set = this.adapters.get(nsp);
+    const adapter = set && set.values().next().value;
+    if (adapter) adapter.onClusterRequest(id, kind, payload, from);
+    // The namespace closed in between: say we are done so nobody waits.
+    else this.respond(id, true, []);
+  }
+
+  onReply(req, from, last, done, payload) {
+    this.countIn(payload);
+    this.pending.call(req, "reply", from, payload, last === 1);
+    // The reply that completes a request carries the completion.
+    if (done === 1) this.pending.call(req, "done");
+  }
+
+  onAccepted(req, expected) {
+    this.pending.call(req, "accepted", expected);
+  }
+
+  onDeparted(req, node) {
+    this.pending.call(req, "departed", node);
+  }
+
+  onDone(req) {
+    this.pending.call(req, "done");
+  }
+
+  onTimedOut(req, missing, pids) {
+    this.pending.call(req, "timedOut", missing, pids);
+  }
+
+  onCount(req, count) {
+    this.pending.call(req, "count", count);
+  }
+
+  onUp(node) {
+    this.node = node;
+    if (this.downReason !== null) {
+      this.reconnects++;
+      warnings.warn(
+        `socket.io-cluster-rs: this worker (pid ${process.pid}) is connected to the hub again, after ${this.attempts} attempt(s)`,
+        "hub-back",
+      );
     }
+    this.downReason = null;
+    this.attempts = 0;
+    debug("connected to the hub at %s as node %d", this.path, this.node);
+    this.startReading();
+  }
+
+  onDropped(volatile, overflow) {
+    this.counters.droppedVolatile += volatile;
+    this.counters.droppedOverflow += overflow;
+    // Logged when it happens, once per episode: the hub reports drops
+    // when this worker catches up after falling behind.
+    warnings.warn(
+      `socket.io-cluster-rs: this worker (pid ${process.pid}) fell behind; the hub dropped ${volatile} volatile and ${overflow} other messages for it`,
+      "dropped",
+    );
+  }
+
+  onTooLarge(count, limit) {
+    this.counters.droppedTooLarge += count;
+    warnings.warn(
+      `socket.io-cluster-rs: ${count} message(s) sent by this worker (pid ${process.pid}) before its connection to the hub was up exceed the hub's maxFrameSize (${limit} bytes) and were not sent to other workers; raise the maxFrameSize option of setupPrimary() in the primary`,
+    );
   }
 
   countIn(payload) {
     this.counters.messagesIn++;
     this.counters.bytesIn += payload.length;
-  }
-
-  call(req, name, arg, arg2) {
-    const h = this.pending.get(req);
-    if (h && h[name]) h[name](arg, arg2);
   }
 
   /**
@@ -539,9 +441,7 @@ class HubLink {
         "hub-lost",
       );
     }
-    const handlers = [...this.pending.values()];
-    this.pending.clear();
-    for (const h of handlers) if (h.down) h.down(reason);
+    this.pending.failAll(reason);
     this.scheduleReconnect();
   }
 
@@ -557,36 +457,6 @@ class HubLink {
     // Unref'd: retrying never keeps a worker running.
     this.retryTimer.unref();
   }
-}
-
-/** Reads a `[u32 length][utf8]` string; returns it and the position after it. */
-function readString(buf, pos) {
-  const end = pos + 4 + buf.readUInt32LE(pos);
-  return [buf.toString("utf8", pos + 4, end), end];
-}
-
-/**
- * Rooms are compared by their key at the hub: JSON text, so that the number
- * room 1 and the string room "1" stay different rooms, as they are in the
- * adapter's Map; NaN and the infinities (which JSON writes as null) by name.
- */
-function roomKey(room) {
-  return shortKey(typeof room === "number" && !Number.isFinite(room) ? String(room) : JSON.stringify(room));
-}
-
-/** A namespace's key at the hub (its name, unless very long). */
-function nspKey(name) {
-  return shortKey(name);
-}
-
-/**
- * `text`, or a digest of it when it is long: any room name a client may
- * make a socket join, however long, keeps every frame about it small. JSON
- * keys start with a quote or a digit, namespace names with a slash, so a
- * digest ("#…") never equals a plain key.
- */
-function shortKey(text) {
-  return text.length <= MAX_KEY ? text : `#${createHash("sha256").update(text).digest("base64")}`;
 }
 
 /**
@@ -605,10 +475,13 @@ function sizeChecked(send) {
   try {
     return send();
   } catch (err) {
-    const where = { [FRAME_TOO_LARGE]: "createAdapter()", [HUB_FRAME_TOO_LARGE]: "setupPrimary() in the primary" }[err.code];
+    const where = {
+      [ErrorCode.FRAME_TOO_LARGE]: "createAdapter()",
+      [ErrorCode.HUB_FRAME_TOO_LARGE]: "setupPrimary() in the primary",
+    }[err.code];
     if (!where) throw err;
     const e = new RangeError(`socket.io-cluster-rs: ${err.message}; raise the maxFrameSize option of ${where} to send it`);
-    e.code = FRAME_TOO_LARGE;
+    e.code = ErrorCode.FRAME_TOO_LARGE;
     throw e;
   }
 }
@@ -623,4 +496,4 @@ function acquireLink(path, opts) {
   return link;
 }
 
-module.exports = { acquireLink, roomKey, publishHeader };
+module.exports = { acquireLink, publishHeader };

@@ -23,6 +23,32 @@ pub fn protocol_version() -> u32 {
     frame::PROTOCOL_VERSION
 }
 
+/// Digest of the layout of the records `Link.drain()`/`Link.feed()` return;
+/// lib/generated/batch-layout.js carries the one it was generated for.
+#[napi]
+pub fn batch_layout_digest() -> u32 {
+    batch::layout_digest()
+}
+
+/// One record of every type (for the tests of lib/'s decoder): the packed
+/// records, and the same decoded by the Rust table, as JSON text.
+#[napi(object)]
+pub struct SampleBatch {
+    pub batch: Buffer,
+    pub expected: String,
+}
+
+#[napi]
+pub fn sample_batch() -> Result<SampleBatch> {
+    let mut out = Vec::new();
+    batch::encode(batch::sample_events(), &mut out);
+    let expected = batch::describe(&out).map_err(|e| Error::new(Status::GenericFailure, e))?;
+    Ok(SampleBatch {
+        batch: out.into(),
+        expected,
+    })
+}
+
 /// The encoded header of a publish to `nsp` (see `Link.publishWith`):
 /// `rooms` are JSON room names, empty for every worker serving `nsp`.
 #[napi]
@@ -42,11 +68,15 @@ pub fn publish_header(nsp: String, kind: u32, volatile: bool, rooms: Vec<String>
 /// every case it must be a directory of ours that no other user can enter,
 /// or this throws. Null when that directory does not exist (so no hub does).
 #[napi]
-pub fn hub_address(base: String, pid: u32, create: bool) -> Result<Option<String>> {
+pub fn hub_address(
+    base: String,
+    pid: u32,
+    create: bool,
+) -> std::result::Result<Option<String>, Error<ErrorCode>> {
     match paths::hub_address(&PathBuf::from(base), pid, create) {
         Ok(address) => Ok(Some(address)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::new(Status::GenericFailure, e.to_string())),
+        Err(e) => Err(js_error(ErrorCode::Address, e.to_string())),
     }
 }
 
@@ -169,12 +199,13 @@ impl JsHub {
         path: String,
         limits: HubLimits,
         on_event: Function<HubEventJs, ()>,
-    ) -> Result<Self> {
+    ) -> std::result::Result<Self, Error<ErrorCode>> {
         let tsfn: ThreadsafeFunction<HubEventJs, (), HubEventJs, Status, false, true> = on_event
             .build_threadsafe_function::<HubEventJs>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build()?;
+            .build()
+            .map_err(internal)?;
         let sink: hub::EventSink = Box::new(move |e: HubEvent| {
             tsfn.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
         });
@@ -187,7 +218,7 @@ impl JsHub {
             frame_timeout: std::time::Duration::from_millis(u64::from(limits.frame_timeout)),
         };
         let h = hub::Hub::start(&path, options, sink)
-            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+            .map_err(|e| js_error(ErrorCode::Address, e.to_string()))?;
         Ok(JsHub { inner: Some(h) })
     }
 
@@ -304,13 +335,18 @@ impl JsLink {
     /// arguments) whenever events are waiting in `drain()`; it never keeps the
     /// process alive.
     #[napi(constructor)]
-    pub fn new(address: String, limits: LinkLimits, wake: Function<(), ()>) -> Result<Self> {
+    pub fn new(
+        address: String,
+        limits: LinkLimits,
+        wake: Function<(), ()>,
+    ) -> std::result::Result<Self, Error<ErrorCode>> {
         let max_frame = limits.max_frame_size as usize;
         let tsfn: ThreadsafeFunction<(), (), (), Status, false, true> = wake
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build()?;
+            .build()
+            .map_err(internal)?;
         let options = link::LinkOptions {
             address,
             pid: std::process::id(),
@@ -325,7 +361,7 @@ impl JsLink {
                 tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }),
         )
-        .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        .map_err(|e| js_error(ErrorCode::Address, e.to_string()))?;
         Ok(JsLink { inner, max_frame })
     }
 
@@ -559,6 +595,11 @@ impl JsLink {
     pub fn close(&mut self) {
         self.inner.close();
     }
+}
+
+/// A failure of Node's API itself (no input of ours causes it).
+fn internal(e: Error) -> Error<ErrorCode> {
+    js_error(ErrorCode::Internal, e.reason)
 }
 
 /// Packs `events` into a buffer for JS. Copied into memory Node allocates:

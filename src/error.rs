@@ -16,6 +16,32 @@ pub enum ErrorCode {
     BadFrame,
     /// The hub's address cannot be used, or the hub cannot start.
     Address,
+    /// Node's API failed (for example while the process exits).
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for the generated JS constants.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::FrameTooLarge,
+        ErrorCode::HubFrameTooLarge,
+        ErrorCode::QueueFull,
+        ErrorCode::BadFrame,
+        ErrorCode::Address,
+        ErrorCode::Internal,
+    ];
+
+    /// The code's name in lib/generated/error-codes.js.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorCode::HubFrameTooLarge => "HUB_FRAME_TOO_LARGE",
+            ErrorCode::QueueFull => "QUEUE_FULL",
+            ErrorCode::BadFrame => "BAD_FRAME",
+            ErrorCode::Address => "ADDRESS",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
 }
 
 impl AsRef<str> for ErrorCode {
@@ -26,6 +52,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::QueueFull => "ERR_SOCKET_IO_CLUSTER_QUEUE_FULL",
             ErrorCode::BadFrame => "ERR_SOCKET_IO_CLUSTER_BAD_FRAME",
             ErrorCode::Address => "ERR_SOCKET_IO_CLUSTER_ADDRESS",
+            ErrorCode::Internal => "ERR_SOCKET_IO_CLUSTER_INTERNAL",
         }
     }
 }
@@ -33,4 +60,41 @@ impl AsRef<str> for ErrorCode {
 /// A JS error with `code` and `message`.
 pub fn js_error(code: ErrorCode, message: impl Into<String>) -> napi::Error<ErrorCode> {
     napi::Error::new(code, message.into())
+}
+
+/// The text of `lib/generated/error-codes.js`.
+pub fn render_js() -> String {
+    let mut js = String::from(
+        "// Generated from ErrorCode in src/error.rs by its tests. DO NOT EDIT.\n\
+         // After changing ErrorCode: UPDATE_GENERATED=1 cargo test --release error\n\
+         \"use strict\";\n\n\
+         // The `code` of the errors the addon throws.\n\
+         const ErrorCode = Object.freeze({\n",
+    );
+    for code in ErrorCode::ALL {
+        js.push_str(&format!("  {}: \"{}\",\n", code.name(), code.as_ref()));
+    }
+    js.push_str("});\n\nmodule.exports = { ErrorCode };\n");
+    js
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_prefixed() {
+        for (i, a) in ErrorCode::ALL.iter().enumerate() {
+            assert!(a.as_ref().starts_with("ERR_SOCKET_IO_CLUSTER_"));
+            assert!(a.as_ref().ends_with(a.name()));
+            for b in &ErrorCode::ALL[i + 1..] {
+                assert_ne!(a.as_ref(), b.as_ref());
+            }
+        }
+    }
+
+    #[test]
+    fn generated_js_is_current() {
+        crate::generated::check("lib/generated/error-codes.js", &render_js());
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`link`]: the worker's connection to the hub.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
 //! - [`error`]: the codes of the errors JS sees.
+//! - `generated` (tests only): keeps lib/generated/*.js in step with [`batch`] and [`error`].
 //! - `binding`: the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
 
 // Input from other processes must never panic the hub: no unwrap outside tests.
@@ -17,6 +18,8 @@
 pub mod batch;
 pub mod error;
 pub mod frame;
+#[cfg(test)]
+mod generated;
 pub mod hub;
 pub mod link;
 pub mod paths;

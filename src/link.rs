@@ -373,12 +373,12 @@ impl Link {
         self.incoming().fd.take().map(IntoRawFd::into_raw_fd)
     }
 
-    /// Takes bytes JS read from the socket; returns the frames completed.
     /// The largest frame body the hub accepts (`usize::MAX` until it said).
     pub fn hub_max_frame(&self) -> usize {
         self.incoming().hub_max_frame
     }
 
+    /// Takes bytes JS read from the socket; returns the frames completed.
     pub fn feed(&self, bytes: &[u8]) -> Result<Vec<LinkEvent>, FrameError> {
         let mut incoming = self.incoming();
         let Some(fb) = incoming.frames.as_mut() else {

@@ -96,9 +96,9 @@ fn recv_into(stream: &UnixStream, buf: &mut [MaybeUninit<u8>]) -> io::Result<usi
 /// With the default (`net.core.wmem_default`, 208 KiB) a burst of large
 /// broadcasts fills the socket many times over: the writer stops, the reader
 /// drains a little and wakes it, and each round costs both sides a context
-/// switch. A larger buffer lets a tick's frames go out in one write. Hub CPU
-/// per 10 KiB broadcast fell from ~9.2 to ~7.2 µs (W=2, 500-message bursts,
-/// medians of 3). The kernel caps it at `net.core.wmem_max`.
+/// switch. A larger buffer lets a tick's frames go out in one write (the
+/// measurement is in docs/benchmarks.md). The kernel caps it at
+/// `net.core.wmem_max`.
 pub const SEND_BUFFER: usize = 1 << 20;
 
 /// Asks the kernel for a send buffer of [`SEND_BUFFER`] bytes on `stream`.
