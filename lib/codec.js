@@ -6,72 +6,10 @@
 // intact whatever the cluster's IPC serialization mode is.
 
 const v8 = require("node:v8");
-
-/** Message kinds, numbered like @socket.io/cluster-adapter's MessageType. */
-const Kind = Object.freeze({
-  BROADCAST: 3,
-  SOCKETS_JOIN: 4,
-  SOCKETS_LEAVE: 5,
-  DISCONNECT_SOCKETS: 6,
-  FETCH_SOCKETS: 7,
-  SERVER_SIDE_EMIT: 9,
-});
-
-/**
- * Makes `value` serializable the way Socket.IO's JSON encoding treats it —
- * `toJSON()` is honoured, functions and symbols are dropped, class instances
- * become their own enumerable fields — while binary data, Dates, Maps, Sets and
- * BigInts stay as they are. A circular structure is a TypeError; with
- * `lenient`, it becomes null where it closes the circle (as does a value
- * whose toJSON() throws), and everything else is kept.
- */
-function prepare(value, seen = new Set(), lenient = false) {
-  if (value === null) return null;
-  const t = typeof value;
-  if (t === "function" || t === "symbol") return undefined;
-  if (t !== "object") return value;
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
-  if (value instanceof Date || value instanceof RegExp) return value;
-  if (typeof value.toJSON === "function") {
-    if (!lenient) return prepare(value.toJSON(), seen);
-    try {
-      return prepare(value.toJSON(), seen, true);
-    } catch {
-      return null;
-    }
-  }
-  if (seen.has(value)) {
-    if (lenient) return null;
-    throw new TypeError("socket.io-cluster-rs: cannot send a circular structure to other workers");
-  }
-  seen.add(value);
-  let out;
-  if (Array.isArray(value)) {
-    out = value.map((v) => {
-      const p = prepare(v, seen, lenient);
-      return p === undefined ? null : p;
-    });
-  } else if (value instanceof Map) {
-    out = new Map();
-    for (const [k, v] of value) out.set(prepare(k, seen, lenient), prepare(v, seen, lenient));
-  } else if (value instanceof Set) {
-    out = new Set();
-    for (const v of value) out.add(prepare(v, seen, lenient));
-  } else if (value instanceof Error) {
-    out = value; // v8 clones Errors natively
-  } else {
-    out = {};
-    for (const key of Object.keys(value)) {
-      const p = prepare(value[key], seen, lenient);
-      if (p !== undefined) out[key] = p;
-    }
-  }
-  seen.delete(value);
-  return out;
-}
+const { sanitize } = require("./sanitize");
 
 // What classify() finds: data JSON carries exactly, data v8 carries as it
-// is, and data that needs prepare() first.
+// is, and data that needs sanitize() first.
 const JSON_SAFE = 0;
 const PLAIN = 1;
 const NEEDS_PREPARE = 2;
@@ -79,7 +17,7 @@ const NEEDS_PREPARE = 2;
 /**
  * JSON_SAFE: strings, finite numbers (not -0), booleans, null, plain objects
  * and arrays of those, so JSON.parse(JSON.stringify(value)) gives it back.
- * PLAIN: v8 serializes it exactly as prepare() would leave it (binary data,
+ * PLAIN: v8 serializes it exactly as sanitize() would leave it (binary data,
  * Dates, undefined, BigInts... in plain objects and arrays). NEEDS_PREPARE:
  * anything else, or nested too deep (deep or circular data takes the careful
  * path).
@@ -132,7 +70,7 @@ function pack(value) {
     case PLAIN:
       return v8.serialize(value);
     default:
-      return v8.serialize(prepare(value));
+      return v8.serialize(sanitize(value));
   }
 }
 
@@ -144,7 +82,7 @@ function packLenient(value) {
   try {
     return pack(value);
   } catch {
-    return v8.serialize(prepare(value, new Set(), true));
+    return v8.serialize(sanitize(value, { lenient: true }));
   }
 }
 
@@ -199,4 +137,4 @@ function roomsFromWire(rooms) {
   return out;
 }
 
-module.exports = { Kind, pack, packLenient, unpack, prepare, splitParts, encodeOptions, decodeOptions };
+module.exports = { pack, packLenient, unpack, splitParts, encodeOptions, decodeOptions };

@@ -11,6 +11,7 @@
 // A held message is its frame list (see lib/frames.js).
 
 const { encodedOf, asWsFrame } = require("./frames");
+const { hasOutgoingListeners, notifyOutgoing, writeEncoded, takesFrames } = require("./socketio-internals");
 
 /** An ordered list of held broadcasts of one namespace. */
 class HeldBroadcasts {
@@ -106,7 +107,7 @@ class HeldBroadcasts {
           encoded: lastPart(run),
           opts: { preEncoded: true, compress, wsPreEncodedFrame: asWsFrame(frames.flat()) },
         };
-        socket.client.writeToEngine(combined.encoded, combined.opts);
+        writeEncoded(socket, combined.encoded, combined.opts);
         return;
       }
       oneByOne ??= packetsOf(run);
@@ -142,7 +143,7 @@ class HeldBroadcasts {
       const last = h.last;
       last.text ??= lastPart(last);
       const frame = asWsFrame(h.frames.flat(2));
-      socket.client.writeToEngine(last.text, { preEncoded: true, compress, wsPreEncodedFrame: frame });
+      writeEncoded(socket, last.text, { preEncoded: true, compress, wsPreEncodedFrame: frame });
     }
   }
 
@@ -152,9 +153,9 @@ class HeldBroadcasts {
       const { encoded, opts } = packets[i];
       if (listened) {
         const packet = run.packets !== null ? run.packets[i] : this._adapter._decodePacket(encoded);
-        socket.notifyOutgoingListeners(packet);
+        notifyOutgoing(socket, packet);
       }
-      socket.client.writeToEngine(encoded, opts);
+      writeEncoded(socket, encoded, opts);
     }
   }
 }
@@ -187,22 +188,4 @@ function packetsOf(run) {
   }));
 }
 
-function hasOutgoingListeners(socket) {
-  return !!(socket._anyOutgoingListeners && socket._anyOutgoingListeners.length);
-}
-
-/**
- * True when the client's transport writes precomputed WebSocket frames as
- * they are, binary ones included (a client that asked for base64 does not).
- */
-function takesFrames(socket) {
-  const transport = socket.conn && socket.conn.transport;
-  return (
-    !!transport &&
-    transport.supportsBinary !== false &&
-    typeof transport._canSendPreEncodedFrame === "function" &&
-    transport._canSendPreEncodedFrame({ options: { wsPreEncodedFrame: [] } })
-  );
-}
-
-module.exports = { HeldBroadcasts, hasOutgoingListeners };
+module.exports = { HeldBroadcasts };

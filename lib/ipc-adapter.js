@@ -10,11 +10,12 @@
 
 const v8 = require("node:v8");
 const { randomBytes } = require("node:crypto");
-const { ClusterAdapterWithHeartbeat, MessageType } = require("socket.io-adapter");
+const { ClusterAdapterWithHeartbeat } = require("socket.io-adapter");
 const debug = require("./debug").logger("ipc");
-const { prepare } = require("./codec");
+const { sanitize } = require("./sanitize");
+const { SOURCE, MessageType, isStockMessage } = require("./stock-protocol");
+const { answerNextServerCount } = require("./socketio-internals");
 
-const SOURCE = "_sio_adapter";
 // Extra envelope field: `data` v8-serialized (base64), so binary survives JSON
 // IPC. Stock workers ignore it and read the ordinary `data`.
 const SIDECAR = "_sio_rs";
@@ -22,7 +23,7 @@ const SIDECAR = "_sio_rs";
 const adaptersByNsp = new Map(); // nsp name → Set<IpcClusterAdapter>
 
 function onProcessMessage(message) {
-  if (!message || message.source !== SOURCE) return;
+  if (!isStockMessage(message)) return;
   const set = adaptersByNsp.get(message.nsp);
   if (!set) return;
   if (typeof message[SIDECAR] === "string") {
@@ -65,35 +66,6 @@ function hasBinary(value, depth = 0) {
 // ERR_IPC_CHANNEL_CLOSED during shutdown goes here instead of crashing.
 function ignoreError() {}
 
-/**
- * A copy of `value` that the IPC channel can carry: prepare()'s JSON-like
- * conversion, and every value that still cannot be sent (a circular
- * reference; a BigInt under json serialization) replaced by null.
- */
-function sendable(value, json, seen = new Set()) {
-  if (typeof value === "bigint") return json ? null : value;
-  if (value === null || typeof value !== "object") return prepare(value);
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return value;
-  if (typeof value.toJSON === "function") return sendable(value.toJSON(), json, seen);
-  if (seen.has(value)) return null;
-  seen.add(value);
-  let out;
-  if (Array.isArray(value)) {
-    out = value.map((v) => {
-      const p = sendable(v, json, seen);
-      return p === undefined ? null : p;
-    });
-  } else {
-    out = {};
-    for (const key of Object.keys(value)) {
-      const p = sendable(value[key], json, seen);
-      if (p !== undefined) out[key] = p;
-    }
-  }
-  seen.delete(value);
-  return out;
-}
-
 /** Throws a TypeError when `value` cannot cross the IPC channel as it is. */
 function assertSendable(value, what) {
   try {
@@ -113,7 +85,7 @@ function send(message) {
   const json = usesJsonSerialization();
   if (json && message.data !== undefined && hasBinary(message.data)) {
     try {
-      message[SIDECAR] = v8.serialize(prepare(message.data)).toString("base64");
+      message[SIDECAR] = v8.serialize(sanitize(message.data)).toString("base64");
     } catch (err) {
       debug("cannot attach binary sidecar: %s", err.message);
     }
@@ -122,7 +94,7 @@ function send(message) {
     process.send(message, null, {}, ignoreError);
   } catch (err) {
     try {
-      process.send(sendable(message, json), null, {}, ignoreError);
+      process.send(sanitize(message, { lenient: true, json }), null, {}, ignoreError);
       debug("message of type %d had values that cannot be sent (%s); sent them as null", message.type, err.message);
     } catch (err2) {
       debug("cannot send message of type %d to other workers: %s", message.type, err2.message);
@@ -199,11 +171,7 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
   broadcastWithAck(packet, opts, clientCountCallback, ack) {
     if (opts && opts.flags && opts.flags.local) {
       // Only this server answers an io.local emit; say so to socket.io's count.
-      const one = Promise.resolve(1);
-      this._ackServerCount = one;
-      queueMicrotask(() => {
-        if (this._ackServerCount === one) this._ackServerCount = null;
-      });
+      answerNextServerCount(this, Promise.resolve(1));
     }
     return super.broadcastWithAck(packet, opts, clientCountCallback, ack);
   }

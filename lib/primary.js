@@ -11,11 +11,8 @@ const { primaryHubAddress, removeDeadPrimarySockets } = require("./hub-path");
 const { resolvePrimaryOptions } = require("./options");
 const { SendOrder, sendUnordered } = require("./fence");
 const warnings = require("./warnings");
+const { isStockMessage, isResponse } = require("./stock-protocol");
 
-const STOCK_SOURCE = "_sio_adapter";
-// Stock MessageType values whose answer goes back to the requester only.
-const FETCH_SOCKETS_RESPONSE = 8;
-const SERVER_SIDE_EMIT_RESPONSE = 10;
 const UIDS = Symbol("socket.io-cluster-rs uids");
 
 let primary = null;
@@ -116,11 +113,11 @@ function workersAlreadyRunning() {
 
 /** Relays stock-format messages between workers, like the stock primary. */
 function relayStockMessage(worker, message) {
-  if (!message || message.source !== STOCK_SOURCE) return;
+  if (!isStockMessage(message)) return;
   if (!worker[UIDS]) worker[UIDS] = new Set();
   worker[UIDS].add(message.uid);
   const workers = cluster.workers || {};
-  if (message.type === FETCH_SOCKETS_RESPONSE || message.type === SERVER_SIDE_EMIT_RESPONSE) {
+  if (isResponse(message)) {
     for (const id in workers) {
       const w = workers[id];
       if (w && w[UIDS] && w[UIDS].has(message.requesterUid)) {
