@@ -39,3 +39,27 @@ it("DEBUG=socket.io-cluster-rs* shows the same logs under this package's namespa
   assert.equal(lines.filter((l) => /using the native hub/.test(l)).length, 2, "one line per worker");
   assert.equal(linesOf(c, "socket.io-cluster-adapter").length, 0, "not repeated under the stock namespace");
 });
+
+it("DEBUG=socket.io-cluster-rs:hub shows the hub's own log: workers connecting and dropped, with their pid", { ...T, skip: isStock && "stock @socket.io/cluster-adapter: has no hub" }, async (t) => {
+  const c = await clusterFor(t, { workers: 2, primaryEnv: { DEBUG: "socket.io-cluster-rs:hub" } });
+  await c.connectAll();
+  const connected = await waitFor(() => {
+    const l = linesOf(c, "socket.io-cluster-rs:hub").filter((x) => /worker connected/.test(x));
+    return l.length >= 2 && l;
+  }, 3000, "a 'worker connected' line per worker from the hub");
+  for (const line of connected) assert.match(line, /INFO worker\{pid=\d+ node=\d+\}: worker connected/);
+  await c.kill(1, "SIGKILL");
+  await waitFor(
+    () => linesOf(c, "socket.io-cluster-rs:hub").some((x) => /worker\{pid=\d+ node=\d+\}: worker (disconnected|dropped)/.test(x)),
+    3000,
+    "a line when the killed worker's connection ends",
+  );
+});
+
+it("without DEBUG the hub logs nothing", { ...T, skip: isStock && "stock @socket.io/cluster-adapter: has no hub" }, async (t) => {
+  const c = await clusterFor(t, { workers: 2, primaryEnv: { DEBUG: "" } });
+  await c.connectAll();
+  await c.kill(1, "SIGKILL");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.doesNotMatch(c.output(), /worker connected|worker disconnected|worker\{pid=/);
+});

@@ -17,6 +17,7 @@ function logger(sub) {
     if (own.enabled) own(...args);
     else if (stock.enabled) stock(...args);
   }
+  Object.defineProperty(log, "enabled", { get: () => own.enabled || stock.enabled });
   return log;
 }
 

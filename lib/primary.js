@@ -45,7 +45,10 @@ class PrimaryHandle extends EventEmitter {
     try {
       const address = primaryHubAddress();
       removeDeadPrimarySockets(address);
-      this._hub = new binding.Hub(address, opts, (ev) => this._onHubEvent(ev));
+      // The hub's own log (src/log.rs) costs nothing unless DEBUG asks for it
+      // when setupPrimary() runs.
+      const onLog = debug.enabled ? (line) => debug("%s", line) : undefined;
+      this._hub = new binding.Hub(address, opts, (ev) => this._onHubEvent(ev), onLog);
       this.path = address;
     } catch (err) {
       // Another user may have taken the address or the socket directory:

@@ -193,12 +193,14 @@ pub struct JsHub {
 #[napi]
 impl JsHub {
     /// Binds `path` now and serves on a new thread. `onEvent` receives
-    /// connection events; it never keeps the process alive.
+    /// connection events; `onLog`, when given, the hub's log lines (see
+    /// `log.rs`). Neither keeps the process alive.
     #[napi(constructor)]
     pub fn new(
         path: String,
         limits: HubLimits,
         on_event: Function<HubEventJs, ()>,
+        on_log: Option<Function<String, ()>>,
     ) -> std::result::Result<Self, Error<ErrorCode>> {
         let tsfn: ThreadsafeFunction<HubEventJs, (), HubEventJs, Status, false, true> = on_event
             .build_threadsafe_function::<HubEventJs>()
@@ -217,7 +219,22 @@ impl JsHub {
             incoming_limit: limits.incoming_limit as usize,
             frame_timeout: std::time::Duration::from_millis(u64::from(limits.frame_timeout)),
         };
-        let h = hub::Hub::start(&path, options, sink)
+        let log = match on_log {
+            Some(f) => {
+                let tsfn: ThreadsafeFunction<String, (), String, Status, false, true> = f
+                    .build_threadsafe_function::<String>()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .build()
+                    .map_err(internal)?;
+                let sink: crate::log::LogSink = std::sync::Arc::new(move |line: String| {
+                    tsfn.call(line, ThreadsafeFunctionCallMode::NonBlocking);
+                });
+                Some(sink)
+            }
+            None => None,
+        };
+        let h = hub::Hub::start_with_log(&path, options, sink, log)
             .map_err(|e| js_error(ErrorCode::Address, e.to_string()))?;
         Ok(JsHub { inner: Some(h) })
     }

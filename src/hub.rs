@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tracing::Instrument;
 
 use crate::frame::{
     encode, encode_out, Frame, FrameBuffer, Header, NodeId, OutFrame, PROTOCOL_VERSION, SHARE_FROM,
 };
+use crate::log::{self, LogSink};
 use crate::paths;
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
 use crate::sock::{self, Reader};
@@ -215,6 +217,20 @@ impl Shared {
         // state is still consistent enough to keep routing, so don't cascade.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Logs `event` and hands it to the primary's JS.
+    fn report(&self, event: HubEvent) {
+        match &event {
+            HubEvent::Connected { .. } => tracing::info!("worker connected"),
+            HubEvent::Disconnected { reason: None, .. } => tracing::info!("worker disconnected"),
+            HubEvent::Disconnected {
+                reason: Some(reason),
+                ..
+            } => tracing::warn!(%reason, "worker dropped"),
+            HubEvent::Refused { reason } => tracing::warn!(%reason, "connection refused"),
+        }
+        (self.events)(event);
+    }
 }
 
 fn push(ob: &Outbox, frame: OutFrame) {
@@ -247,7 +263,14 @@ fn dispatch(state: &mut State, outs: Vec<Out>, options: &HubOptions) -> bool {
             Class::Control => false,
         };
         if full {
-            first_drop |= ob.unreported.is_empty();
+            if ob.unreported.is_empty() {
+                first_drop = true;
+                tracing::warn!(
+                    node = o.to,
+                    queued_bytes = queued,
+                    "worker too slow to read: dropping messages for it until it catches up"
+                );
+            }
             let counter = if o.class == Class::Volatile {
                 &mut ob.unreported.volatile
             } else {
@@ -277,6 +300,11 @@ fn report_drops(ob: &mut Outbox, options: &HubOptions) {
     }
     ob.dropped.volatile += lost.volatile;
     ob.dropped.overflow += lost.overflow;
+    tracing::info!(
+        volatile = lost.volatile,
+        overflow = lost.overflow,
+        "worker caught up; told it how many messages it lost"
+    );
     ob.unreported = Drops::default();
     let report = Header::Dropped {
         volatile: lost.volatile,
@@ -323,7 +351,18 @@ pub struct Hub {
 impl Hub {
     /// Binds `address` (see [`paths`]) synchronously, so that workers forked
     /// right after find it, and starts serving on a new thread.
-    pub fn start(address: &str, mut options: HubOptions, events: EventSink) -> io::Result<Hub> {
+    pub fn start(address: &str, options: HubOptions, events: EventSink) -> io::Result<Hub> {
+        Hub::start_with_log(address, options, events, None)
+    }
+
+    /// [`Hub::start`], with the hub's `tracing` spans and events written as
+    /// lines to `log` (see [`crate::log`]); nothing is logged without it.
+    pub fn start_with_log(
+        address: &str,
+        mut options: HubOptions,
+        events: EventSink,
+        log: Option<LogSink>,
+    ) -> io::Result<Hub> {
         let std_listener = bind(address)?;
         std_listener.set_nonblocking(true)?;
         options.max_connections = options.max_connections.min(descriptor_limit() / 4).max(1);
@@ -353,11 +392,13 @@ impl Hub {
         let thread = std::thread::Builder::new()
             .name("sio-cluster-hub".into())
             .spawn(move || {
+                // Scoped to this thread, where all of the hub's work runs.
+                let _log = log.map(|sink| tracing::dispatcher::set_default(&log::dispatch(sink)));
                 runtime.block_on(async move {
                     let listener = match UnixListener::from_std(std_listener) {
                         Ok(l) => l,
                         Err(e) => {
-                            (thread_shared.events)(HubEvent::Refused {
+                            thread_shared.report(HubEvent::Refused {
                                 reason: format!("hub cannot listen: {e}"),
                             });
                             return;
@@ -496,7 +537,7 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
                 if let Some(reason) = full {
                     // Closed at once: its descriptor is back before the next accept.
                     drop(stream);
-                    (shared.events)(HubEvent::Refused { reason });
+                    shared.report(HubEvent::Refused { reason });
                     continue;
                 }
                 shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -505,11 +546,17 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
                     shared: shared.clone(),
                     handshaking: true,
                 };
-                tokio::spawn(serve_connection(shared.clone(), stream, slot));
+                let span = tracing::info_span!(
+                    "worker",
+                    pid = tracing::field::Empty,
+                    node = tracing::field::Empty
+                );
+                tracing::debug!(parent: &span, "connection accepted");
+                tokio::spawn(serve_connection(shared.clone(), stream, slot).instrument(span));
             }
             Err(e) => {
                 // EMFILE and friends: report, back off, keep serving.
-                (shared.events)(HubEvent::Refused {
+                shared.report(HubEvent::Refused {
                     reason: format!("accept failed: {e}"),
                 });
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -709,7 +756,7 @@ async fn refuse(stream: &std::os::unix::net::UnixStream, shared: &Shared, reason
     );
     let _ = sock::write_all(stream, &refused).await;
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    (shared.events)(HubEvent::Refused { reason });
+    shared.report(HubEvent::Refused { reason });
 }
 
 async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slot) {
@@ -770,6 +817,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
                 );
                 return refuse(&wr, &shared, reason).await;
             }
+            tracing::Span::current().record("pid", pid);
             (pid, Duration::from_millis(u64::from(heartbeat_timeout_ms)))
         }
         Ok(Ok(Some(f))) => {
@@ -808,7 +856,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
     };
     drop(tx);
     shared.timer.notify_one();
-    (shared.events)(HubEvent::Connected { node, pid });
+    tracing::Span::current().record("node", node);
+    shared.report(HubEvent::Connected { node, pid });
     let writer = tokio::spawn(write_loop(wr, rx, queued));
 
     let mut fresh_read = false;
@@ -852,7 +901,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
         }
     }
     writer.abort();
-    (shared.events)(HubEvent::Disconnected { node, pid, reason });
+    shared.report(HubEvent::Disconnected { node, pid, reason });
 }
 
 #[cfg(test)]

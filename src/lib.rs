@@ -7,6 +7,7 @@
 //! - [`sock`]: Unix stream I/O on tokio without write-readiness wake-ups.
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
+//! - [`log`]: the hub's `tracing` events as lines for the primary's `DEBUG` logger.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
 //! - [`error`]: the codes of the errors JS sees.
 //! - `generated` (tests only): keeps lib/generated/*.js in step with [`batch`] and [`error`].
@@ -22,6 +23,7 @@ pub mod frame;
 mod generated;
 pub mod hub;
 pub mod link;
+pub mod log;
 pub mod paths;
 pub mod router;
 pub mod sock;

@@ -607,6 +607,11 @@ impl Router {
         for node in silent {
             if let Some(p) = self.peers.get_mut(&node) {
                 p.alive = false;
+                tracing::warn!(
+                    node,
+                    pid = p.pid,
+                    "no heartbeat within heartbeatTimeout: left out until it is heard from again"
+                );
             }
             self.depart(node, None, now, &mut out);
         }
@@ -728,6 +733,12 @@ impl Router {
     fn open_gate(&mut self, node: NodeId, now: Instant, out: &mut Vec<Out>) {
         if let Some(p) = self.peers.get_mut(&node) {
             self.stats.fence_timeouts += 1;
+            tracing::debug!(
+                node,
+                pid = p.pid,
+                waiting_bytes = p.deferred_bytes,
+                "fence not acknowledged in time: its frames go out without waiting"
+            );
             p.fence_acked = p.fence_sent;
         }
         self.release(node, now, out);

@@ -343,6 +343,7 @@ class Cluster {
  *   primaryOpts     options passed to setupPrimary() (hub limits)
  *   serverOpts      options of `new Server()` in every worker (`parserModule`: path of a parser module)
  *   env             extra environment of the workers
+ *   primaryEnv      extra environment of the primary (its workers inherit it)
  *   forkBeforeSetup fork the workers before calling setupPrimary() (tutorial order)
  *   serialization   cluster IPC serialization; default "advanced" for the stock
  *                   package (it needs it for Buffers), Node's default (json) for ours
@@ -364,7 +365,7 @@ async function startCluster(options = {}) {
     maxLifetime: options.maxLifetime || 120_000,
   };
   const child = fork(PRIMARY, [], {
-    env: { ...process.env, HARNESS_CONFIG: JSON.stringify(cfg) },
+    env: { ...process.env, ...options.primaryEnv, HARNESS_CONFIG: JSON.stringify(cfg) },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   const cluster = new Cluster(child, cfg);
