@@ -9,7 +9,7 @@
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startCluster, received, run, waitFor, waitServerCount } = require("./ipc-fixtures/harness");
+const { startCluster, received, run, waitFor, waitServerCount } = require("./helpers/ipc-cluster");
 
 const J = JSON.stringify;
 

@@ -8,7 +8,7 @@
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startCluster, received, run, waitFor, waitServerCount, bytesOf } = require("./ipc-fixtures/harness");
+const { startCluster, received, run, waitFor, waitServerCount, bytesOf } = require("./helpers/ipc-cluster");
 
 const J = JSON.stringify;
 const SOURCE = "_sio_adapter";

@@ -12,11 +12,11 @@ const fs = require("node:fs");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
-const { connectClient, received, waitFor, bytesOf, delay } = require("./ipc-fixtures/harness");
+const { connectClient, received, waitFor, bytesOf, delay } = require("./helpers/ipc-cluster");
 
 const ROOT = path.join(__dirname, "..");
 const PM2 = path.join(ROOT, "node_modules", ".bin", "pm2");
-const ECOSYSTEM = path.join(__dirname, "ipc-fixtures", "ipc-pm2.ecosystem.config.js");
+const ECOSYSTEM = path.join(__dirname, "fixtures", "ipc", "ipc-pm2.ecosystem.config.js");
 const APP = "ipc-pm2-app";
 
 function freePort() {

@@ -7,8 +7,8 @@
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { clusterSuite, assertBuffer } = require("./ipc-fixtures/suite");
-const { startCluster, received, run, waitFor, waitServerCount } = require("./ipc-fixtures/harness");
+const { clusterSuite, assertBuffer } = require("./helpers/ipc-suite");
+const { startCluster, received, run, waitFor, waitServerCount } = require("./helpers/ipc-cluster");
 
 const J = JSON.stringify;
 

@@ -6,8 +6,8 @@
 //   await c.exec(0, ({ io }) => io.emit("hello"));       // runs in worker 0
 //   await c.close();
 //
-// Every cluster runs under its own primary process (helpers/primary.js),
-// forked from the test process; the workers run __test__/worker.js (or
+// Every cluster runs under its own primary process (fixtures/primary.js),
+// forked from the test process; the workers run __test__/fixtures/worker.js (or
 // `workerScript`). The test process talks to the workers through the primary
 // over the cluster IPC channel, and to the Socket.IO servers through real
 // socket.io-client connections (WebSocket only, loopback, ports chosen by the
@@ -20,8 +20,8 @@ const { io: ioc } = require("socket.io-client");
 const { modulePath, isStock } = require("./adapter-module");
 const { toWire, fromWire } = require("./wire");
 
-const PRIMARY = path.join(__dirname, "primary.js");
-const DEFAULT_WORKER = path.join(__dirname, "..", "worker.js");
+const PRIMARY = path.join(__dirname, "..", "fixtures", "primary.js");
+const DEFAULT_WORKER = path.join(__dirname, "..", "fixtures", "worker.js");
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -338,7 +338,7 @@ class Cluster {
  *
  * options:
  *   workers         number of workers (default 3)
- *   workerScript    worker script (default __test__/worker.js)
+ *   workerScript    worker script (default __test__/fixtures/worker.js)
  *   adapterOpts     options passed to createAdapter() in every worker
  *   primaryOpts     options passed to setupPrimary() (hub limits)
  *   serverOpts      options of `new Server()` in every worker (`parserModule`: path of a parser module)

@@ -13,7 +13,7 @@ const T = { timeout: 20_000, skip: oursOnly("has no hub handle") };
 it("20,000 refused connections print one warning line, not 20,000", T, async (t) => {
   const c = await clusterFor(t, { workers: 1 });
   // The hub's refusals reach the primary's handle as events (the hub itself
-  // is exercised in hub.test.js); this is what the primary prints for them.
+  // is exercised in hub-defences.test.js); this is what the primary prints for them.
   await c.primaryExec(({ primaryHandle }) => {
     for (let i = 0; i < 20_000; i++) primaryHandle._onHubEvent({ kind: "refused", reason: `garbage ${i}` });
   });

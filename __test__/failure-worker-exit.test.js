@@ -1,6 +1,6 @@
 "use strict";
 // A worker that goes away while requests wait for it, other than by SIGKILL
-// (failure.test.js): an uncaught exception, process.exit(), io.close(), and
+// (failure-worker-killed.test.js): an uncaught exception, process.exit(), io.close(), and
 // io.close() followed by cluster.worker.disconnect(). Pending fetchSockets(),
 // serverSideEmitWithAck() and emitWithAck() broadcasts must complete with the
 // survivors' answers at once, not after requestsTimeout (5 s here).

@@ -6,7 +6,7 @@
 //
 // The hub is closed through the primary's handle while the primary process
 // stays up: when the primary process itself dies, node:cluster workers lose
-// their IPC channel and exit (a test in failure.test.js covers that), so there
+// their IPC channel and exit (a test in failure-worker-killed.test.js covers that), so there
 // would be nobody left to observe.
 
 const { describe, it, before, after } = require("node:test");

@@ -177,9 +177,9 @@ describe("processes exit by themselves", () => {
     await c.waitForServerCount(2, { workers: [0, 2], timeout: 3000 });
   });
 
-  /** Runs helpers/standalone-primary.js with no IPC channel and reports its progress and exit. */
+  /** Runs fixtures/standalone-primary.js with no IPC channel and reports its progress and exit. */
   function runStandalonePrimary(mode, onEvent) {
-    const child = spawn(process.execPath, [path.join(__dirname, "helpers", "standalone-primary.js")], {
+    const child = spawn(process.execPath, [path.join(__dirname, "fixtures", "standalone-primary.js")], {
       env: { ...process.env, STANDALONE_MODE: mode, STANDALONE_WORKERS: "2" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -6,7 +6,7 @@ const { fork } = require("node:child_process");
 const path = require("node:path");
 const { io: ioc } = require("socket.io-client");
 
-const PRIMARY = path.join(__dirname, "primary.js");
+const PRIMARY = path.join(__dirname, "..", "fixtures", "ipc", "primary.js");
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

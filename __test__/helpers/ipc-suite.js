@@ -5,7 +5,7 @@
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startCluster, received, run, waitFor, waitServerCount, bytesOf } = require("./harness");
+const { startCluster, received, run, waitFor, waitServerCount, bytesOf } = require("./ipc-cluster");
 
 const J = JSON.stringify;
 
