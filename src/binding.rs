@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function, JsValuesTupleIntoVec};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -202,12 +202,7 @@ impl JsHub {
         on_event: Function<HubEventJs, ()>,
         on_log: Option<Function<String, ()>>,
     ) -> std::result::Result<Self, Error<ErrorCode>> {
-        let tsfn: ThreadsafeFunction<HubEventJs, (), HubEventJs, Status, false, true> = on_event
-            .build_threadsafe_function::<HubEventJs>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(internal)?;
+        let tsfn = weak_callback(&on_event)?;
         let sink: hub::EventSink = Box::new(move |e: HubEvent| {
             tsfn.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
         });
@@ -221,12 +216,7 @@ impl JsHub {
         };
         let log = match on_log {
             Some(f) => {
-                let tsfn: ThreadsafeFunction<String, (), String, Status, false, true> = f
-                    .build_threadsafe_function::<String>()
-                    .weak::<true>()
-                    .callee_handled::<false>()
-                    .build()
-                    .map_err(internal)?;
+                let tsfn = weak_callback(&f)?;
                 let sink: crate::log::LogSink = std::sync::Arc::new(move |line: String| {
                     tsfn.call(line, ThreadsafeFunctionCallMode::NonBlocking);
                 });
@@ -358,12 +348,7 @@ impl JsLink {
         wake: Function<(), ()>,
     ) -> std::result::Result<Self, Error<ErrorCode>> {
         let max_frame = limits.max_frame_size as usize;
-        let tsfn: ThreadsafeFunction<(), (), (), Status, false, true> = wake
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(internal)?;
+        let tsfn = weak_callback(&wake)?;
         let options = link::LinkOptions {
             address,
             pid: std::process::id(),
@@ -614,9 +599,18 @@ impl JsLink {
     }
 }
 
-/// A failure of Node's API itself (no input of ours causes it).
-fn internal(e: Error) -> Error<ErrorCode> {
-    js_error(ErrorCode::Internal, e.reason)
+/// A JS callback the addon's threads may call, which never keeps the process alive.
+type Callback<T> = ThreadsafeFunction<T, (), T, Status, false, true>;
+
+fn weak_callback<T: 'static + JsValuesTupleIntoVec>(
+    f: &Function<T, ()>,
+) -> std::result::Result<Callback<T>, Error<ErrorCode>> {
+    f.build_threadsafe_function::<T>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()
+        // A failure of Node's API itself (no input of ours causes it).
+        .map_err(|e| js_error(ErrorCode::Internal, e.reason))
 }
 
 /// Packs `events` into a buffer for JS. Copied into memory Node allocates:
