@@ -71,7 +71,7 @@ function buildWithCargo() {
         "Install the stable Rust toolchain (https://rustup.rs) and run `npm rebuild socket.io-cluster-rs`.",
     );
   }
-  const err = run(cargo, ["build", "--release", "--locked", "--lib"]);
+  const err = run(cargo, ["build", "--release", "--locked", "--lib", "--features", "addon"]);
   if (err) fail(`building the native addon failed: ${err.message}`);
   const targetDir = process.env.CARGO_TARGET_DIR
     ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)

@@ -58,6 +58,7 @@ impl AsRef<str> for ErrorCode {
 }
 
 /// A JS error with `code` and `message`.
+#[cfg(feature = "addon")]
 pub fn js_error(code: ErrorCode, message: impl Into<String>) -> napi::Error<ErrorCode> {
     napi::Error::new(code, message.into())
 }

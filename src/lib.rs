@@ -11,7 +11,7 @@
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
 //! - [`error`]: the codes of the errors JS sees.
 //! - `generated` (tests only): keeps lib/generated/*.js in step with [`batch`] and [`error`].
-//! - `binding`: the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
+//! - `binding` (feature `addon`): the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
 
 // Input from other processes must never panic the hub: no unwrap outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -28,6 +28,6 @@ pub mod paths;
 pub mod router;
 pub mod sock;
 
-// The #[napi] items are only reachable from JS, so test builds see them as unused.
-#[cfg_attr(test, allow(dead_code))]
+// The #[napi] items are only reachable from JS (built with the `addon` feature).
+#[cfg(feature = "addon")]
 mod binding;
