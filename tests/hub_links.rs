@@ -150,7 +150,7 @@ impl Worker {
         while Instant::now() < deadline {
             match self.reader.read(&mut buf) {
                 Ok(0) => return,
-                Ok(n) => self.feed(&buf[..n].to_vec()),
+                Ok(n) => self.feed(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => panic!("reading from the hub: {e}"),
             }
