@@ -200,68 +200,69 @@ pub fn encode(events: Vec<LinkEvent>, out: &mut Vec<u8>) {
                 .f64(count as f64)
                 .f64(limit as f64)
                 .end(),
-            LinkEvent::Frame(f) => match f.header {
-                Header::Message { nsp, from, kind } => Record::start(out, ev::MESSAGE)
-                    .u32(from)
-                    .u32(u32::from(kind))
-                    .str(&nsp)
-                    .bytes(&f.payload)
-                    .end(),
-                Header::Incoming {
-                    id,
-                    nsp,
-                    from,
-                    kind,
-                } => Record::start(out, ev::INCOMING)
-                    // Hub request ids count up from 1: exact as f64 far beyond any uptime.
-                    .f64(id as f64)
-                    .u32(from)
-                    .u32(u32::from(kind))
-                    .str(&nsp)
-                    .bytes(&f.payload)
-                    .end(),
-                Header::Accepted { req, expected } => Record::start(out, ev::ACCEPTED)
-                    .u32(req)
-                    .u32(expected)
-                    .end(),
-                Header::Reply {
-                    req,
-                    from,
-                    last,
-                    done,
-                } => Record::start(out, ev::REPLY)
-                    .u32(req)
-                    .u32(from)
-                    .u32(u32::from(last))
-                    .u32(u32::from(done))
-                    .bytes(&f.payload)
-                    .end(),
-                Header::Departed { req, node } => {
-                    Record::start(out, ev::DEPARTED).u32(req).u32(node).end()
-                }
-                Header::Done { req } => Record::start(out, ev::DONE).u32(req).end(),
-                Header::TimedOut { req, missing, pids } => {
-                    let mut r = Record::start(out, ev::TIMED_OUT)
-                        .u32(req)
-                        .u32(missing)
-                        .u32(pids.len() as u32);
-                    for pid in pids {
-                        r = r.u32(pid);
-                    }
-                    r.end()
-                }
-                Header::Count { req, count } => {
-                    Record::start(out, ev::COUNT).u32(req).u32(count).end()
-                }
-                Header::Dropped { volatile, overflow } => Record::start(out, ev::DROPPED)
-                    .f64(volatile as f64)
-                    .f64(overflow as f64)
-                    .end(),
-                other => Record::start(out, ev::DOWN)
-                    .str(&format!("unexpected frame from the hub: {other:?}"))
-                    .end(),
-            },
+            LinkEvent::Frame(f) => encode_frame(f.header, &f.payload, out),
         }
+    }
+}
+
+/// Appends the record of a frame from the hub to `out`.
+pub fn encode_frame(header: Header, payload: &[u8], out: &mut Vec<u8>) {
+    match header {
+        Header::Message { nsp, from, kind } => Record::start(out, ev::MESSAGE)
+            .u32(from)
+            .u32(u32::from(kind))
+            .str(&nsp)
+            .bytes(payload)
+            .end(),
+        Header::Incoming {
+            id,
+            nsp,
+            from,
+            kind,
+        } => Record::start(out, ev::INCOMING)
+            // Hub request ids count up from 1: exact as f64 far beyond any uptime.
+            .f64(id as f64)
+            .u32(from)
+            .u32(u32::from(kind))
+            .str(&nsp)
+            .bytes(payload)
+            .end(),
+        Header::Accepted { req, expected } => Record::start(out, ev::ACCEPTED)
+            .u32(req)
+            .u32(expected)
+            .end(),
+        Header::Reply {
+            req,
+            from,
+            last,
+            done,
+        } => Record::start(out, ev::REPLY)
+            .u32(req)
+            .u32(from)
+            .u32(u32::from(last))
+            .u32(u32::from(done))
+            .bytes(payload)
+            .end(),
+        Header::Departed { req, node } => Record::start(out, ev::DEPARTED).u32(req).u32(node).end(),
+        Header::Done { req } => Record::start(out, ev::DONE).u32(req).end(),
+        Header::TimedOut { req, missing, pids } => {
+            let mut r = Record::start(out, ev::TIMED_OUT)
+                .u32(req)
+                .u32(missing)
+                .u32(pids.len() as u32);
+            for pid in pids {
+                r = r.u32(pid);
+            }
+            r.end()
+        }
+        Header::Count { req, count } => Record::start(out, ev::COUNT).u32(req).u32(count).end(),
+        Header::Dropped { volatile, overflow } => Record::start(out, ev::DROPPED)
+            .f64(volatile as f64)
+            .f64(overflow as f64)
+            .end(),
+        other => Record::start(out, ev::DOWN)
+            .str(&format!("unexpected frame from the hub: {other:?}"))
+            .end(),
     }
 }
 

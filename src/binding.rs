@@ -571,18 +571,25 @@ impl JsLink {
     }
 
     /// Takes bytes JS read from the hub and returns the completed frames as
-    /// events, packed like `drain()`'s. Throws on bytes that are not frames.
+    /// records, packed like `drain()`'s. Throws on bytes that are not frames.
     #[napi]
     pub fn feed<'env>(
         &self,
         env: &'env Env,
         bytes: &[u8],
     ) -> Result<Option<BufferSlice<'env>>, ErrorCode> {
-        let events = self
-            .inner
-            .feed(bytes)
+        let mut out = Vec::with_capacity(bytes.len() + RECORD_SLACK);
+        self.inner
+            .feed(bytes, |header, payload| {
+                batch::encode_frame(header, payload, &mut out)
+            })
             .map_err(|e| js_error(ErrorCode::BadFrame, format!("bad frame from the hub: {e}")))?;
-        packed(env, events).map_err(|e| js_error(ErrorCode::BadFrame, e.reason))
+        if out.is_empty() {
+            return Ok(None);
+        }
+        BufferSlice::copy_from(env, &out)
+            .map(Some)
+            .map_err(|e| js_error(ErrorCode::Internal, e.reason))
     }
 
     /// Writes the frames sent since the last flush (JS calls this once per
@@ -612,6 +619,10 @@ fn weak_callback<T: 'static + JsValuesTupleIntoVec>(
         // A failure of Node's API itself (no input of ours causes it).
         .map_err(|e| js_error(ErrorCode::Internal, e.reason))
 }
+
+/// Room for the records of one read beyond its own size (a record's fixed
+/// fields are about as long as the frame header they replace).
+const RECORD_SLACK: usize = 1024;
 
 /// Packs `events` into a buffer for JS. Copied into memory Node allocates:
 /// handing over the Vec would make an external buffer whose finalizer costs

@@ -274,21 +274,26 @@ pub fn parts_len<P: AsRef<[u8]>>(parts: &[P]) -> usize {
 }
 
 /// Decodes one frame body (without its length prefix).
-pub fn decode_body(mut body: Bytes) -> Result<Frame, FrameError> {
-    if body.len() < 4 {
-        return Err(FrameError::Truncated);
-    }
-    let hlen = body.get_u32_le() as usize;
-    if hlen > body.len() {
-        return Err(FrameError::Truncated);
-    }
-    let hbytes = body.split_to(hlen);
-    let header: Header =
-        rmp_serde::from_slice(&hbytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+pub fn decode_body(body: Bytes) -> Result<Frame, FrameError> {
+    let (header, at) = decode_header(&body)?;
     Ok(Frame {
         header,
-        payload: body,
+        payload: body.slice(at..),
     })
+}
+
+/// The header of the frame body `body`, and where its payload starts.
+pub fn decode_header(body: &[u8]) -> Result<(Header, usize), FrameError> {
+    let Some(prefix) = body.get(..4) else {
+        return Err(FrameError::Truncated);
+    };
+    let hlen = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    let Some(hbytes) = body.get(4..4 + hlen) else {
+        return Err(FrameError::Truncated);
+    };
+    let header: Header =
+        rmp_serde::from_slice(hbytes).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    Ok((header, 4 + hlen))
 }
 
 /// A read asks for at least this much room.
@@ -326,14 +331,7 @@ impl FrameBuffer {
 
     /// Body length of the frame at the front, once its length prefix is in.
     fn front_len(&self) -> Result<Option<usize>, FrameError> {
-        if self.buf.len() < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
-        }
-        Ok(Some(len))
+        body_len(&self.buf, self.max)
     }
 
     /// Bytes the frame at the front still lacks (a large one is then
@@ -420,7 +418,50 @@ impl FrameBuffer {
         self.buf.len()
     }
 
-    /// Appends bytes read elsewhere (by the worker's JS thread).
+    /// Takes bytes read elsewhere (by the worker's JS thread) and calls
+    /// `on_frame` with the header and payload of each frame they complete,
+    /// in order. Frames wholly inside `bytes` are read from it where they
+    /// are; only a frame that straddles two reads is gathered in the buffer
+    /// first, so most payloads are not copied here at all.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        mut on_frame: impl FnMut(Header, &[u8]),
+    ) -> Result<(), FrameError> {
+        let mut at = 0;
+        if !self.buf.is_empty() {
+            // Complete the frame begun in an earlier read: its length first,
+            // then exactly the rest of its body.
+            at = 4usize.saturating_sub(self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..at]);
+            if let Some(len) = self.front_len()? {
+                let take = (4 + len - self.buf.len()).min(bytes.len() - at);
+                self.buf.extend_from_slice(&bytes[at..at + take]);
+                at += take;
+                if let Some(body) = self.next_body()? {
+                    let (header, payload) = decode_header(&body)?;
+                    on_frame(header, &body[payload..]);
+                }
+            }
+            if !self.buf.is_empty() {
+                // Still incomplete: every byte went into it.
+                self.buf.reserve(self.missing());
+                return Ok(());
+            }
+        }
+        while let Some(len) = body_len(&bytes[at..], self.max)? {
+            let Some(body) = bytes.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            let (header, payload) = decode_header(body)?;
+            on_frame(header, &body[payload..]);
+            at += 4 + len;
+        }
+        self.extend(&bytes[at..]);
+        Ok(())
+    }
+
+    /// Appends bytes read elsewhere.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.buf.reserve(self.missing());
@@ -433,6 +474,19 @@ impl FrameBuffer {
             None => Ok(None),
         }
     }
+}
+
+/// Body length of the frame `bytes` starts with, once its length prefix is
+/// in; an error past `max`.
+fn body_len(bytes: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
+    let Some(prefix) = bytes.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(Some(len))
 }
 
 fn invalid_data(e: FrameError) -> io::Error {
@@ -789,6 +843,53 @@ mod tests {
             prop_assert_eq!(got.len(), parts.len());
             for (g, p) in got.iter().zip(parts.iter()) {
                 prop_assert_eq!(&g[..], &p[..]);
+            }
+        }
+
+        /// However a stream of frames is cut into reads, feed() yields the
+        /// same frames in the same order, and the same error for a frame
+        /// over the limit, wherever it lies.
+        #[test]
+        fn feed_gives_the_same_frames_however_reads_are_cut(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..12),
+            cuts in proptest::collection::vec(1usize..700, 1..40),
+            max in 200usize..400,
+        ) {
+            let mut stream = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                let h = Header::Message { nsp: "/".into(), from: i as u32, kind: 3 };
+                stream.extend_from_slice(&encode(&h, p));
+            }
+            // What next_frame() makes of the whole stream at once.
+            let mut whole = FrameBuffer::new(max);
+            whole.extend(&stream);
+            let mut want = Vec::new();
+            let want_err = loop {
+                match whole.next_frame() {
+                    Ok(Some(f)) => want.push((f.header, f.payload.to_vec())),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            let mut fb = FrameBuffer::new(max);
+            let mut got = Vec::new();
+            let mut got_err = None;
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at >= stream.len() {
+                    break;
+                }
+                let end = (at + cut).min(stream.len());
+                if let Err(e) = fb.feed(&stream[at..end], |h, p| got.push((h, p.to_vec()))) {
+                    got_err = Some(e);
+                    break;
+                }
+                at = end;
+            }
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(&got_err, &want_err);
+            if want_err.is_none() {
+                prop_assert_eq!(fb.buffered(), 0);
             }
         }
     }

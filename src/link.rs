@@ -378,18 +378,18 @@ impl Link {
         self.incoming().hub_max_frame
     }
 
-    /// Takes bytes JS read from the socket; returns the frames completed.
-    pub fn feed(&self, bytes: &[u8]) -> Result<Vec<LinkEvent>, FrameError> {
+    /// Takes bytes JS read from the socket and calls `on_frame` with the
+    /// header and payload of each frame completed (see [`FrameBuffer::feed`]).
+    pub fn feed(
+        &self,
+        bytes: &[u8],
+        on_frame: impl FnMut(Header, &[u8]),
+    ) -> Result<(), FrameError> {
         let mut incoming = self.incoming();
-        let Some(fb) = incoming.frames.as_mut() else {
-            return Ok(Vec::new());
-        };
-        fb.extend(bytes);
-        let mut events = Vec::new();
-        while let Some(frame) = fb.next_frame()? {
-            events.push(LinkEvent::Frame(frame));
+        match incoming.frames.as_mut() {
+            Some(fb) => fb.feed(bytes, on_frame),
+            None => Ok(()),
         }
-        Ok(events)
     }
 
     /// Sends everything queued so far, then closes the connection. Returns

@@ -136,11 +136,15 @@ impl Worker {
     }
 
     fn feed(&mut self, bytes: &[u8]) {
-        for event in self.link.feed(bytes).expect("frames from the hub") {
-            if let LinkEvent::Frame(f) = event {
-                self.frames.push(f);
-            }
-        }
+        let frames = &mut self.frames;
+        self.link
+            .feed(bytes, |header, payload| {
+                frames.push(Frame {
+                    header,
+                    payload: payload.to_vec().into(),
+                })
+            })
+            .expect("frames from the hub");
     }
 
     /// Reads from the hub for `window`, keeping the frames that arrive.
