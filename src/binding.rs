@@ -10,6 +10,7 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::batch;
+use crate::batch_js;
 use crate::error::{js_error, ErrorCode};
 use crate::frame::{self, encode, Header};
 use crate::hub::{self, HubEvent};
@@ -27,7 +28,7 @@ pub fn protocol_version() -> u32 {
 /// lib/generated/batch-layout.js carries the one it was generated for.
 #[napi]
 pub fn batch_layout_digest() -> u32 {
-    batch::layout_digest()
+    batch_js::layout_digest()
 }
 
 /// One record of every type (for the tests of lib/'s decoder): the packed
@@ -41,8 +42,8 @@ pub struct SampleBatch {
 #[napi]
 pub fn sample_batch() -> Result<SampleBatch> {
     let mut out = Vec::new();
-    batch::encode(batch::sample_events(), &mut out);
-    let expected = batch::describe(&out).map_err(|e| Error::new(Status::GenericFailure, e))?;
+    batch::encode(batch_js::sample_events(), &mut out);
+    let expected = batch_js::describe(&out).map_err(|e| Error::new(Status::GenericFailure, e))?;
     Ok(SampleBatch {
         batch: out.into(),
         expected,

@@ -9,6 +9,7 @@
 //! - [`link`]: the worker's connection to the hub.
 //! - [`log`]: the hub's `tracing` events as lines for the primary's `DEBUG` logger.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
+//! - [`batch_js`]: that buffer's layout as JS constants (lib/generated/), and samples both sides decode.
 //! - [`error`]: the codes of the errors JS sees.
 //! - `generated` (tests only): keeps lib/generated/*.js in step with [`batch`] and [`error`].
 //! - `binding` (feature `addon`): the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
@@ -17,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod batch;
+pub mod batch_js;
 pub mod error;
 pub mod frame;
 #[cfg(test)]

@@ -1,5 +1,5 @@
-// Generated from RECORDS in src/batch.rs by its tests. DO NOT EDIT.
-// After changing RECORDS: UPDATE_GENERATED=1 cargo test --release batch
+// Generated from RECORDS in src/batch.rs by the tests of src/batch_js.rs. DO NOT EDIT.
+// After changing RECORDS: UPDATE_GENERATED=1 cargo test --release batch_js
 "use strict";
 
 // Each record: [u8 type][u32 LE body length][body]; offsets are into the body.
