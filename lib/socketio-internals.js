@@ -2,8 +2,10 @@
 // Every private part of Socket.IO and Engine.IO this package relies on, in
 // one place. Each is used when it is there and replaced by a slower public
 // path when a Socket.IO upgrade removes it (logged once under
-// socket.io-cluster-rs:internals); checkServer() runs when an adapter is
-// created and fails clearly when no replacement exists.
+// socket.io-cluster-rs:internals). checkServer() looks at the server-level
+// parts when an adapter is created and fails clearly when one has no
+// replacement; the socket-level parts are looked at on every use (a typeof
+// check), since only a socket shows which classes the app's Socket.IO has.
 
 const { EventEmitter } = require("node:events");
 const path = require("node:path");
@@ -19,10 +21,12 @@ function usingFallback(what) {
 
 /**
  * Checks, for the adapter of namespace `nsp`, that a parser can be found
- * (decodePacket() needs one). Throws an Error that names what is missing.
+ * (decodePacket() needs one; throws an Error that names what is missing) and
+ * logs the server-level parts that will use their fallback.
  */
 function checkServer(nsp) {
   parserOf(nsp.server);
+  if (typeof nsp._onServerSideEmit !== "function") usingFallback("Namespace#_onServerSideEmit");
 }
 
 /** The parser module of `server` (socket.io-parser unless the app set another). */
