@@ -1,5 +1,5 @@
 "use strict";
-// The hub goes away under running workers (README, "Failure behaviour"): the
+// The hub goes away under running workers (docs/failure-behaviour.md): the
 // workers keep serving their own clients, cluster-wide operations fail fast
 // with a clear error (no hang, no crash, no unhandled rejection), and the
 // condition is logged once per worker, not once per message.

@@ -1,5 +1,5 @@
 "use strict";
-// Limits a worker can run into (README, "Options" and "Failure behaviour"):
+// Limits a worker can run into (README, "Options"; docs/failure-behaviour.md):
 // the opt-in partialResults mode, messages over maxFrameSize, a worker too
 // slow to read while another floods it (bounded hub queues, drops counted and
 // reported), and messages of up to 8 MiB.

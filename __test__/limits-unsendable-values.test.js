@@ -1,5 +1,5 @@
 "use strict";
-// Values the cluster cannot carry as they are (README, "Failure behaviour"):
+// Values the cluster cannot carry as they are (docs/failure-behaviour.md):
 // class instances, functions, toJSON objects are converted the way
 // Socket.IO's JSON encoding converts them; binary, Date, Map, Set and BigInt
 // arrive intact in serverSideEmit arguments, acknowledgements and

@@ -1,5 +1,5 @@
 "use strict";
-// The README's "Running under PM2" example must work as printed: examples/pm2
+// docs/pm2.md's "Running under PM2" example must work as printed: examples/pm2
 // started by the real @socket.io/pm2 with 2 instances, a chat message reaching
 // polling and WebSocket clients on both. PM2 lives in a temporary PM2_HOME and
 // its daemon is killed at the end.

@@ -1,0 +1,122 @@
+"use strict";
+// The README's Quick start snippets run as written: each is taken out of
+// README.md, only its port (3000 → a free loopback port) and the package name
+// (→ this checkout) changed, started as an application, and then several
+// socket.io-client connections chat through it: a message one client sends
+// reaches every client, whichever worker each landed on.
+
+const { it } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+const { spawn } = require("node:child_process");
+const { io: connect } = require("socket.io-client");
+
+const ROOT = path.join(__dirname, "..");
+const T = { timeout: 30_000 };
+
+/** The ```js blocks of the README's "Quick start" section. */
+function quickStartSnippets() {
+  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("## Quick start");
+  const end = readme.indexOf("\n## ", start + 3);
+  const blocks = [...readme.slice(start, end).matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(blocks.length >= 2, "the websocket and the sticky snippet");
+  return blocks;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `code` as an application; resolves once its port accepts connections. */
+async function startApp(t, code, port) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-rs-snippet-"));
+  const file = path.join(dir, "app.js");
+  const source = code
+    .replaceAll('require("socket.io-cluster-rs")', `require(${JSON.stringify(ROOT)})`)
+    .replaceAll("listen(3000)", `listen(${port}, "127.0.0.1")`);
+  assert.notEqual(source, code, "the snippet was adapted");
+  fs.writeFileSync(file, source);
+  const child = spawn(process.execPath, [file], {
+    cwd: dir,
+    env: { ...process.env, NODE_PATH: path.join(ROOT, "node_modules") },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  t.after(() => {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {}
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => s.end(() => resolve(true)));
+      s.once("error", () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) assert.fail(`the app did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Every worker listens: give the last ones a moment, then every client connects.
+  await new Promise((r) => setTimeout(r, 500));
+  return () => output;
+}
+
+/** Connects `opts` clients, has the first send a chat message, and checks that all get it. */
+async function chatReachesEveryone(t, port, clientOpts) {
+  const clients = clientOpts.map((opts) => connect(`http://127.0.0.1:${port}`, { reconnection: false, ...opts }));
+  t.after(() => clients.forEach((c) => c.disconnect()));
+  await Promise.all(
+    clients.map(
+      (c) =>
+        new Promise((resolve, reject) => {
+          c.once("connect", resolve);
+          c.once("connect_error", reject);
+        }),
+    ),
+  );
+  // Wait until each worker's adapter is connected to the hub: retry until a message reaches everyone.
+  const deadline = Date.now() + 10_000;
+  for (let n = 0; ; n++) {
+    const text = `hello ${n}`;
+    const got = clients.map((c) => new Promise((resolve) => c.once("chat", (m) => m === text && resolve(true))));
+    clients[0].emit("chat", text);
+    const all = await Promise.race([Promise.all(got), new Promise((r) => setTimeout(() => r(null), 1000))]);
+    if (all) return;
+    assert.ok(Date.now() < deadline, "a chat message reaches every client");
+  }
+}
+
+it("the WebSocket quick start runs as written", T, async (t) => {
+  const [snippet] = quickStartSnippets();
+  const port = await freePort();
+  await startApp(t, snippet, port);
+  await chatReachesEveryone(t, port, Array.from({ length: 4 }, () => ({ transports: ["websocket"] })));
+});
+
+it("the @socket.io/sticky quick start (long-polling) runs as written", T, async (t) => {
+  const [, snippet] = quickStartSnippets();
+  const port = await freePort();
+  await startApp(t, snippet, port);
+  await chatReachesEveryone(t, port, [
+    { transports: ["polling"] },
+    { transports: ["polling"] },
+    {},
+    {},
+  ]);
+});
