@@ -125,3 +125,35 @@ test("without a loadable addon and without cargo, the install hook says what to 
   assert.match(r.stderr, /`cargo` was not found/);
   assert.match(r.stderr, /rustup\.rs/);
 });
+
+test("the install hook builds outside node_modules and removes cargo's build directory afterwards", { timeout: 60_000 }, (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-cleanup-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pkgDir = path.join(dir, "package");
+  fs.mkdirSync(path.join(pkgDir, "scripts"), { recursive: true });
+  for (const f of ["binding.js", "package.json"]) fs.copyFileSync(path.join(root, f), path.join(pkgDir, f));
+  fs.copyFileSync(path.join(root, "scripts", "build-native.js"), path.join(pkgDir, "scripts", "build-native.js"));
+  fs.writeFileSync(path.join(pkgDir, "Cargo.toml"), "");
+  // A stand-in for cargo that "builds" by copying this checkout's addon into
+  // the target directory it is given, and notes which one that was.
+  const addon = fs.readdirSync(root).find((f) => f.endsWith(".node"));
+  const seen = path.join(dir, "target-dir-seen");
+  const fakeCargo = path.join(dir, "cargo");
+  fs.writeFileSync(
+    fakeCargo,
+    `#!/bin/sh
+if [ "$1" = "--version" ]; then echo "cargo 1.0.0 (stand-in)"; exit 0; fi
+mkdir -p "$CARGO_TARGET_DIR/release" && cp ${JSON.stringify(path.join(root, addon))} "$CARGO_TARGET_DIR/release/libsocket_io_cluster_rs.so" && echo "$CARGO_TARGET_DIR" > ${JSON.stringify(seen)}
+`,
+    { mode: 0o755 },
+  );
+  const env = { ...process.env, CARGO: fakeCargo };
+  delete env.CARGO_TARGET_DIR;
+  const build = spawnSync(process.execPath, ["scripts/build-native.js"], { cwd: pkgDir, env, encoding: "utf8", timeout: 30_000 });
+  assert.equal(build.status, 0, `install hook failed:\n${build.stdout}\n${build.stderr}`);
+  const targetDir = fs.readFileSync(seen, "utf8").trim();
+  assert.ok(!targetDir.startsWith(pkgDir), `cargo built inside the package: ${targetDir}`);
+  assert.equal(fs.existsSync(targetDir), false, "cargo's build directory was removed");
+  assert.equal(fs.existsSync(path.join(pkgDir, "target")), false);
+  assert.ok(fs.readdirSync(pkgDir).some((f) => f.endsWith(".node")), "the addon is in place");
+});

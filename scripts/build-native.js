@@ -14,6 +14,7 @@
 
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
+const os = require("node:os");
 const path = require("node:path");
 
 const ROOT = path.join(__dirname, "..");
@@ -25,8 +26,8 @@ function fail(message) {
   process.exit(1);
 }
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit" });
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit", env });
   if (r.error) return r.error;
   return r.status === 0 ? null : new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
 }
@@ -71,18 +72,36 @@ function buildWithCargo() {
         "Install the stable Rust toolchain (https://rustup.rs) and run `npm rebuild socket.io-cluster-rs`.",
     );
   }
-  const err = run(cargo, ["build", "--release", "--locked", "--lib", "--features", "addon"]);
-  if (err) fail(`building the native addon failed: ${err.message}`);
-  const targetDir = process.env.CARGO_TARGET_DIR
-    ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
-    : path.join(ROOT, "target");
+  // Cargo's build directory (about 150 MB) goes to a temporary directory that
+  // is removed afterwards, not into node_modules; a CARGO_TARGET_DIR the user
+  // chose is theirs to keep.
+  const ownTarget = !process.env.CARGO_TARGET_DIR;
+  const targetDir = ownTarget
+    ? fs.mkdtempSync(path.join(os.tmpdir(), "socket.io-cluster-rs-build-"))
+    : path.resolve(ROOT, process.env.CARGO_TARGET_DIR);
+  let failure = null;
+  try {
+    const err = run(cargo, ["build", "--release", "--locked", "--lib", "--features", "addon"], {
+      ...process.env,
+      CARGO_TARGET_DIR: targetDir,
+    });
+    if (err) failure = `building the native addon failed: ${err.message}`;
+    else copyAddon(targetDir);
+  } finally {
+    if (ownTarget) fs.rmSync(targetDir, { recursive: true, force: true });
+  }
+  if (failure) fail(failure);
+  if (!addonLoads()) fail(`the addon built at ${path.join(ROOT, addonFileName())} does not load`);
+}
+
+/** Copies the library cargo built in `targetDir` to the file name `binding.js` looks for. */
+function copyAddon(targetDir) {
   const lib = path.join(targetDir, "release", process.platform === "darwin" ? `lib${CRATE}.dylib` : `lib${CRATE}.so`);
   // Copied to a fresh file and renamed over the old one: a running process may
   // still have the old addon mapped.
   const dest = path.join(ROOT, addonFileName());
   fs.copyFileSync(lib, `${dest}.tmp`);
   fs.renameSync(`${dest}.tmp`, dest);
-  if (!addonLoads()) fail(`the addon built at ${dest} does not load`);
 }
 
 function main() {
