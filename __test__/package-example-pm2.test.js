@@ -30,7 +30,26 @@ function freePort() {
   });
 }
 
-test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients", { timeout: 90_000 }, async (t) => {
+test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients", { timeout: 90_000 }, (t) =>
+  chatUnderPm2(t, ECOSYSTEM),
+);
+
+test("examples/pm2 with @socket.io/pm2 installed elsewhere than the app (as with npm install -g)", { timeout: 90_000 }, (t) => {
+  // An app folder of its own: socket.io and this package in its node_modules,
+  // no @socket.io/pm2 or @socket.io/sticky anywhere it could resolve them;
+  // PM2 runs from this checkout's node_modules, as a global install would.
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), "example-pm2-app-"));
+  t.after(() => fs.rmSync(app, { recursive: true, force: true }));
+  for (const f of ["app.js", "ecosystem.config.js"]) fs.copyFileSync(path.join(ROOT, "examples", "pm2", f), path.join(app, f));
+  fs.mkdirSync(path.join(app, "node_modules"));
+  fs.symlinkSync(ROOT, path.join(app, "node_modules", "socket.io-cluster-rs"), "dir");
+  fs.symlinkSync(path.join(ROOT, "node_modules", "socket.io"), path.join(app, "node_modules", "socket.io"), "dir");
+  assert.throws(() => require.resolve("@socket.io/sticky", { paths: [app] }), /Cannot find module/);
+  return chatUnderPm2(t, path.join(app, "ecosystem.config.js"));
+});
+
+/** Starts `ecosystem` under a PM2 of its own with 2 instances and chats across them. */
+async function chatUnderPm2(t, ecosystem) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "example-pm2-"));
   fs.writeFileSync(path.join(home, "touch"), String(Date.now())); // no first-run banner
   const port = await freePort();
@@ -59,7 +78,7 @@ test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients",
   });
 
   // "max" would follow the core count; 2 keeps the test the same on every machine.
-  await pm2("start", ECOSYSTEM, "-i", "2");
+  await pm2("start", ecosystem, "-i", "2");
   const online = async () => {
     const out = await pm2("jlist");
     const list = JSON.parse(out.split("\n").find((l) => l.startsWith("[")) || "[]");
@@ -105,4 +124,4 @@ test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients",
   const deadline = Date.now() + 10_000;
   while (got.some((n) => n === 0) && Date.now() < deadline) await delay(50);
   assert.deepEqual(got, clients.map(() => 1), "every client, on either instance, got the chat message once");
-});
+}

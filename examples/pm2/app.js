@@ -8,9 +8,12 @@ const { createAdapter } = require("socket.io-cluster-rs");
 
 // The worker half of the sticky sessions must be the @socket.io/sticky version whose primary half
 // PM2's daemon runs: @socket.io/pm2 6.x ships sticky 1.x, whose protocol differs from sticky 2.x.
+// It is resolved from PM2's own installation, global or local: the ProcessContainer that runs this
+// file is loaded from inside the @socket.io/pm2 package.
 function stickySetupWorker() {
-  const pm2Dir = path.dirname(require.resolve("@socket.io/pm2/package.json"));
-  return require(require.resolve("@socket.io/sticky", { paths: [pm2Dir] })).setupWorker;
+  const container = Object.keys(require.cache).find((f) => /[\\/]lib[\\/]ProcessContainer\.js$/.test(f));
+  const from = container ? [path.dirname(container)] : [__dirname];
+  return require(require.resolve("@socket.io/sticky", { paths: from })).setupWorker;
 }
 const setupWorker = stickySetupWorker();
 
