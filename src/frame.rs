@@ -430,12 +430,22 @@ impl FrameBuffer {
     ) -> Result<(), FrameError> {
         let mut at = 0;
         if !self.buf.is_empty() {
+            // Frames already whole in the buffer (the link thread read them
+            // in right behind the handshake) go first.
+            while let Some(body) = self.next_body()? {
+                let (header, payload) = decode_header(&body)?;
+                on_frame(header, &body[payload..]);
+            }
+        }
+        if !self.buf.is_empty() {
             // Complete the frame begun in an earlier read: its length first,
             // then exactly the rest of its body.
             at = 4usize.saturating_sub(self.buf.len()).min(bytes.len());
             self.buf.extend_from_slice(&bytes[..at]);
             if let Some(len) = self.front_len()? {
-                let take = (4 + len - self.buf.len()).min(bytes.len() - at);
+                let take = (4 + len)
+                    .saturating_sub(self.buf.len())
+                    .min(bytes.len() - at);
                 self.buf.extend_from_slice(&bytes[at..at + take]);
                 at += take;
                 if let Some(body) = self.next_body()? {
@@ -793,6 +803,35 @@ mod tests {
         let mut p = BytesMut::new();
         p.put_u32_le(u32::MAX);
         assert_eq!(split_parts(p.freeze()), Err(FrameError::Truncated));
+    }
+
+    /// Frames the link thread buffered before JS took over reading (more
+    /// than one, and a partial one) all come out of the next feed().
+    #[test]
+    fn feed_first_hands_out_every_frame_already_buffered() {
+        let frame = |i: u32| {
+            encode(
+                &Header::Message {
+                    nsp: "/".into(),
+                    from: i,
+                    kind: 3,
+                },
+                &[i as u8; 10],
+            )
+        };
+        let mut fb = FrameBuffer::new(1024);
+        let third = frame(3);
+        fb.extend(&frame(1));
+        fb.extend(&frame(2));
+        fb.extend(&third[..7]);
+        let mut got = Vec::new();
+        fb.feed(&[], |h, p| got.push((h, p.to_vec()))).unwrap();
+        assert_eq!(got.len(), 2, "both whole frames at once");
+        fb.feed(&third[7..], |h, p| got.push((h, p.to_vec())))
+            .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2].1, vec![3u8; 10]);
+        assert_eq!(fb.buffered(), 0);
     }
 
     proptest! {
