@@ -79,14 +79,21 @@ async function startApp(t, code, port) {
 
 /** Connects `opts` clients, has the first send a chat message, and checks that all get it. */
 async function chatReachesEveryone(t, port, clientOpts) {
-  const clients = clientOpts.map((opts) => connect(`http://127.0.0.1:${port}`, { reconnection: false, ...opts }));
+  // The port may accept before every worker serves it (with sticky, the
+  // primary listens at once): a client retries until it is in, within 15 s.
+  const clients = clientOpts.map((opts) =>
+    connect(`http://127.0.0.1:${port}`, { reconnectionDelay: 200, timeout: 3000, ...opts }),
+  );
   t.after(() => clients.forEach((c) => c.disconnect()));
   await Promise.all(
     clients.map(
       (c) =>
         new Promise((resolve, reject) => {
-          c.once("connect", resolve);
-          c.once("connect_error", reject);
+          const timer = setTimeout(() => reject(new Error("a client did not connect within 15 s")), 15_000);
+          c.once("connect", () => {
+            clearTimeout(timer);
+            resolve();
+          });
         }),
     ),
   );
