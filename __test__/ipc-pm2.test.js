@@ -9,7 +9,7 @@ const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const { execFile } = require("node:child_process");
 const fs = require("node:fs");
-const net = require("node:net");
+const { freePort } = require("./helpers/free-port");
 const os = require("node:os");
 const path = require("node:path");
 const { connectClient, received, waitFor, bytesOf, delay } = require("./helpers/ipc-cluster");
@@ -18,17 +18,6 @@ const ROOT = path.join(__dirname, "..");
 const PM2 = path.join(ROOT, "node_modules", ".bin", "pm2");
 const ECOSYSTEM = path.join(__dirname, "fixtures", "ipc", "ipc-pm2.ecosystem.config.js");
 const APP = "ipc-pm2-app";
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe("PM2 (@socket.io/pm2) cluster mode with our adapter", { timeout: 120_000 }, () => {
   let home;

@@ -8,7 +8,7 @@ const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const { execFile } = require("node:child_process");
 const fs = require("node:fs");
-const net = require("node:net");
+const { freePort } = require("./helpers/free-port");
 const os = require("node:os");
 const path = require("node:path");
 const { io: ioc } = require("socket.io-client");
@@ -18,17 +18,6 @@ const PM2 = path.join(ROOT, "node_modules", ".bin", "pm2");
 const ECOSYSTEM = path.join(ROOT, "examples", "pm2", "ecosystem.config.js");
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 test("examples/pm2: chat across 2 PM2 instances, polling and WebSocket clients", { timeout: 90_000 }, (t) =>
   chatUnderPm2(t, ECOSYSTEM),

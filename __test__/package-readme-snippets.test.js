@@ -9,6 +9,7 @@ const { it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const net = require("node:net");
+const { freePort } = require("./helpers/free-port");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
@@ -25,17 +26,6 @@ function quickStartSnippets() {
   const blocks = [...readme.slice(start, end).matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
   assert.ok(blocks.length >= 2, "the websocket and the sticky snippet");
   return blocks;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts `code` as an application; resolves once its port accepts connections. */
