@@ -1,7 +1,8 @@
 "use strict";
-// What `npm publish` would ship must install on a machine without our
-// devDependencies: the tarball carries the Rust sources, and its install hook
-// builds the addon with cargo when no addon for the platform loads.
+// What `npm publish` would ship as the main package: the loader and the JS,
+// no addon (those come in the platform packages, see package-prebuilt.test.js)
+// and no install hook, but the Rust sources and the explicit source build
+// (`npx socket-io-cluster-rs-build`) for platforms without a prebuilt addon.
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
@@ -14,12 +15,12 @@ const root = path.join(__dirname, "..");
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 
 function packedFiles() {
-  // --ignore-scripts: no prepack rebuild; `npm install` already built binding.js.
+  // --ignore-scripts: no `prepare` rebuild; `npm install` already built binding.js.
   const out = execFileSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   return JSON.parse(out)[0].files.map((f) => f.path);
 }
 
-test("the package ships the loader, the Rust sources and the install hook, not tests or benchmarks", () => {
+test("the package ships the loader, the Rust sources and the source build, not addons, tests or benchmarks", () => {
   const files = packedFiles();
   for (const f of [
     "index.js",
@@ -38,13 +39,17 @@ test("the package ships the loader, the Rust sources and the install hook, not t
     assert.ok(files.includes(f), `${f} is not in the package`);
   }
   for (const f of files) {
-    assert.ok(!/^(__test__|bench|target|examples|node_modules)\//.test(f), `${f} should not be in the package`);
+    assert.ok(!/^(__test__|bench|target|examples|node_modules|npm|dist)\//.test(f), `${f} should not be in the package`);
+    assert.ok(!f.endsWith(".node"), `${f}: addons belong in the platform packages`);
   }
   const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
-  assert.equal(pkg.scripts.install, "node scripts/build-native.js");
+  // npm 11 skips dependencies' install scripts unless the application allows
+  // them (and warns): the package must not need one.
+  for (const hook of ["preinstall", "install", "postinstall"]) assert.equal(pkg.scripts[hook], undefined, `${hook} script`);
+  assert.equal(pkg.bin["socket-io-cluster-rs-build"], "scripts/build-native.js");
 });
 
-test("installed from the tarball without devDependencies, the addon is built from the shipped sources", { timeout: 600_000 }, (t) => {
+test("npx socket-io-cluster-rs-build builds the addon from the tarball's sources, without devDependencies", { timeout: 600_000 }, (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-pack-"));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const tarball = execFileSync(npm, ["pack", "--ignore-scripts", "--pack-destination", dir], {
@@ -65,9 +70,9 @@ test("installed from the tarball without devDependencies, the addon is built fro
   const now = new Date();
   for (const f of fs.readdirSync(path.join(pkgDir, "src"))) fs.utimesSync(path.join(pkgDir, "src", f), now, now);
 
-  // No node_modules above the temporary directory: @napi-rs/cli cannot be
-  // found, so the hook takes the cargo path. The target directory persists
-  // under ours so that a second run is incremental.
+  // No node_modules above the temporary directory: no platform package, so
+  // the build has to happen. The target directory persists under ours so
+  // that a second run is incremental.
   const env = { ...process.env, CARGO_TARGET_DIR: path.join(root, "target", "package-test") };
   const build = spawnSync(process.execPath, ["scripts/build-native.js"], {
     cwd: pkgDir,
@@ -75,10 +80,10 @@ test("installed from the tarball without devDependencies, the addon is built fro
     encoding: "utf8",
     timeout: 540_000,
   });
-  assert.equal(build.status, 0, `install hook failed:\n${build.stdout}\n${build.stderr}`);
+  assert.equal(build.status, 0, `source build failed:\n${build.stdout}\n${build.stderr}`);
   assert.ok(
     fs.readdirSync(pkgDir).some((f) => f.endsWith(".node")),
-    "the hook did not leave an addon next to binding.js",
+    "the build did not leave an addon next to binding.js",
   );
 
   // The unpacked package works: its hub starts, answers stats() and stops.
@@ -108,7 +113,7 @@ test("installed from the tarball without devDependencies, the addon is built fro
   assert.equal(again.status, 0, again.stderr);
 });
 
-test("without a loadable addon and without cargo, the install hook says what to do", { timeout: 60_000 }, (t) => {
+test("without a loadable addon and without cargo, the source build says what to do", { timeout: 60_000 }, (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-nocargo-"));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, "scripts"));
@@ -126,7 +131,7 @@ test("without a loadable addon and without cargo, the install hook says what to 
   assert.match(r.stderr, /rustup\.rs/);
 });
 
-test("the install hook builds outside node_modules and removes cargo's build directory afterwards", { timeout: 60_000 }, (t) => {
+test("the source build works outside node_modules and removes cargo's build directory afterwards", { timeout: 60_000 }, (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-cluster-rs-cleanup-"));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const pkgDir = path.join(dir, "package");
@@ -150,7 +155,7 @@ mkdir -p "$CARGO_TARGET_DIR/release" && cp ${JSON.stringify(path.join(root, addo
   const env = { ...process.env, CARGO: fakeCargo };
   delete env.CARGO_TARGET_DIR;
   const build = spawnSync(process.execPath, ["scripts/build-native.js"], { cwd: pkgDir, env, encoding: "utf8", timeout: 30_000 });
-  assert.equal(build.status, 0, `install hook failed:\n${build.stdout}\n${build.stderr}`);
+  assert.equal(build.status, 0, `source build failed:\n${build.stdout}\n${build.stderr}`);
   const targetDir = fs.readFileSync(seen, "utf8").trim();
   assert.ok(!targetDir.startsWith(pkgDir), `cargo built inside the package: ${targetDir}`);
   assert.equal(fs.existsSync(targetDir), false, "cargo's build directory was removed");

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 "use strict";
-// The `npm install` hook: makes sure the native addon exists.
+// Builds the native addon from the package's Rust sources, for a platform
+// without a prebuilt addon (or to replace it): run it in the application as
+// `npx socket-io-cluster-rs-build` with the stable Rust toolchain installed.
 //
-// - In a checkout of this repository, `@napi-rs/cli` (a devDependency) builds
-//   the addon and generates `binding.js` / `binding.d.ts`, every time, so that
-//   the addon always matches the sources.
-// - Installed from the registry, the package carries `binding.js`, the Rust
-//   sources and the addon of the platform it was packed on. When an addon for
-//   this platform loads, there is nothing to do; otherwise it is built here with
-//   `cargo` (stable Rust) and copied to the file name `binding.js` looks for.
+// Installs from the registry take the addon from the platform package npm
+// picks (`optionalDependencies`); the package has no install hook (npm 11
+// skips dependencies' install scripts unless the application allows them),
+// so building from source is always this explicit step. A clone of the
+// repository builds with `npm run build` instead (its `prepare` script).
 //
 // Uses nothing but Node's built-ins: a registry install has no devDependencies.
 
@@ -30,16 +30,6 @@ function run(cmd, args, env = process.env) {
   const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit", env });
   if (r.error) return r.error;
   return r.status === 0 ? null : new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
-}
-
-/** True when `@napi-rs/cli` is installed (a checkout with its devDependencies). */
-function hasNapiCli() {
-  try {
-    require.resolve("@napi-rs/cli/package.json", { paths: [ROOT] });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when `binding.js` loads an addon (checked in a child: a bad addon may crash its process). */
@@ -69,7 +59,7 @@ function buildWithCargo() {
   if (version.error || version.status !== 0) {
     fail(
       "no prebuilt addon for this platform, and `cargo` was not found to build one. " +
-        "Install the stable Rust toolchain (https://rustup.rs) and run `npm rebuild socket.io-cluster-rs`.",
+        "Install the stable Rust toolchain (https://rustup.rs) and run `npx socket-io-cluster-rs-build` again.",
     );
   }
   // Cargo's build directory (about 150 MB) goes to a temporary directory that
@@ -105,16 +95,14 @@ function copyAddon(targetDir) {
 }
 
 function main() {
-  if (hasNapiCli()) {
-    // The package's own `build` script; npm tells its hooks where it lives.
-    const npm = process.env.npm_execpath;
-    const err = npm ? run(process.execPath, [npm, "run", "build"]) : run("npm", ["run", "build"]);
-    if (err) fail(`building the native addon failed: ${err.message}`);
+  const force = process.argv.includes("--force");
+  if (!force && addonLoads()) {
+    console.log("socket.io-cluster-rs: the addon for this platform loads; nothing to build (--force builds anyway)");
     return;
   }
-  if (addonLoads()) return;
   if (!fs.existsSync(path.join(ROOT, "Cargo.toml"))) fail("the package has neither a loadable addon nor its sources");
   buildWithCargo();
+  console.log(`socket.io-cluster-rs: built ${path.join(ROOT, addonFileName())}`);
 }
 
 main();
