@@ -69,6 +69,65 @@ export interface PrimaryOptions {
   incomingLimit: number;
   /** Milliseconds a message may take to arrive whole once it started; the connection is dropped otherwise. Default 10000. */
   frameTimeout: number;
+  /** Options of the primary's emitter ({@link PrimaryHandle.emitter}). */
+  emitter: EmitterOptions;
+}
+
+/** Options of an emitter; createAdapter()'s options apply too (`requestsTimeout`, `partialResults`, ...). */
+export interface EmitterOptions extends ClusterAdapterOptions {
+  /** The workers' Socket.IO `parser` (e.g. socket.io-msgpack-parser). Default: socket.io-parser. */
+  parser?: { Encoder: new () => { encode(packet: unknown): unknown[] } };
+}
+
+/** Where {@link createEmitter} finds the hub: one of `primaryPid` and `hubPath`. */
+export interface CreateEmitterOptions extends EmitterOptions {
+  /** The cluster primary's pid: the hub's address is derived from it, as workers derive it. */
+  primaryPid?: number;
+  /** The hub's address as {@link PrimaryHandle.path} gives it. Wins over `primaryPid`. */
+  hubPath?: string;
+  /** The namespace of the emitter returned. Default "/". */
+  nsp?: string;
+}
+
+/** A socket as an emitter's fetchSockets() describes it. */
+export interface SocketDescription {
+  id: SocketId;
+  handshake: Record<string, unknown>;
+  rooms: Room[];
+  data: unknown;
+}
+
+/** Targets and flags of an emit from an {@link Emitter}; each call returns a new operator. */
+export interface EmitterBroadcastOperator {
+  to(room: Room | Room[]): EmitterBroadcastOperator;
+  in(room: Room | Room[]): EmitterBroadcastOperator;
+  except(room: Room | Room[]): EmitterBroadcastOperator;
+  readonly volatile: EmitterBroadcastOperator;
+  compress(compress: boolean): EmitterBroadcastOperator;
+  /** Time allowed for acknowledgements and fetchSockets() answers. Default `requestsTimeout`. */
+  timeout(ms: number): EmitterBroadcastOperator;
+  /** Sends to every matching client of every worker. Throws for a reserved event name, arguments that cannot be encoded, or a hub that is gone. */
+  emit(ev: string, ...args: unknown[]): true;
+  /** Resolves with every matching client's acknowledgement; rejects with "operation has timed out". */
+  emitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
+  socketsJoin(rooms: Room | Room[]): true;
+  socketsLeave(rooms: Room | Room[]): true;
+  disconnectSockets(close?: boolean): true;
+  fetchSockets(): Promise<SocketDescription[]>;
+}
+
+/** Socket.IO operations from outside the workers, shaped like @socket.io/redis-emitter's Emitter. */
+export interface Emitter extends EmitterBroadcastOperator {
+  /** The emitter of another namespace, on the same connection. */
+  of(nsp: string): Emitter;
+  /** To the namespace's server-side listeners (`io.on(ev)`) of every worker; a function last gets `(err, responses)`. */
+  serverSideEmit(ev: string, ...args: unknown[]): true;
+  serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
+  /** Number of workers serving this namespace (the emitter is not counted). */
+  serverCount(): Promise<number>;
+  stats(): AdapterStats;
+  /** Ends the emitter's connection to the hub (all its namespaces). */
+  close(): void;
 }
 
 /** A cluster adapter for one namespace of one worker. */
@@ -155,10 +214,20 @@ export declare class PrimaryHandle extends EventEmitter {
   stats(): HubStats | null;
   /** Stops the hub (and removes its socket file where there is one; also done when the primary exits). */
   close(): void;
+  /** The emitter of namespace "/" (made on first use); throws ERR_SOCKET_IO_CLUSTER_NO_HUB without a hub. */
+  readonly emitter: Emitter;
+  /** The emitter of namespace `nsp`. */
+  of(nsp: string): Emitter;
   on(event: "connected" | "disconnected" | "refused", listener: (ev: HubEvent) => void): this;
 }
 
 /** Starts the hub in the cluster primary. Calling it again returns the same handle. */
 export declare function setupPrimary(opts?: Partial<PrimaryOptions>): PrimaryHandle;
+
+/**
+ * An emitter in any process of the same user on the host (a cron job, a CLI, an HTTP service outside
+ * the cluster). Throws ERR_SOCKET_IO_CLUSTER_NO_HUB, naming the option, when no hub is reachable.
+ */
+export declare function createEmitter(opts: CreateEmitterOptions): Emitter;
 
 export type { Room, SocketId };

@@ -3,10 +3,12 @@
 //
 //   primary:  const { setupPrimary } = require("socket.io-cluster-rs"); setupPrimary();
 //   worker:   const { createAdapter } = require("socket.io-cluster-rs"); io.adapter(createAdapter());
+//   elsewhere: setupPrimary().emitter, or createEmitter({ primaryPid }) in another process.
 
 const { resolveOptions } = require("./lib/options");
 const { NodeClusterAdapter } = require("./lib/adapter");
 const { setupPrimary } = require("./lib/primary");
+const { createEmitter } = require("./lib/emitter");
 
 /**
  * Returns the adapter constructor to pass to `io.adapter()` or to
@@ -22,4 +24,4 @@ function createAdapter(opts) {
   };
 }
 
-module.exports = { createAdapter, setupPrimary, NodeClusterAdapter };
+module.exports = { createAdapter, setupPrimary, createEmitter, NodeClusterAdapter };

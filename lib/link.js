@@ -30,6 +30,8 @@ class HubLink {
     this.node = null;
     this.downReason = null;
     this.adapters = new Map(); // nsp key (see nspKey()) → Set<adapter>
+    // Emitters using this link (lib/emitter.js): they serve no namespace.
+    this.emitters = 0;
     this.pending = new PendingRequests();
     this.counters = {
       messagesIn: 0,
@@ -128,7 +130,17 @@ class HubLink {
       this.native.unregister(nsp);
       this.kick();
     }
-    if (this.adapters.size === 0) this.close();
+    if (this.adapters.size === 0 && this.emitters === 0) this.close();
+  }
+
+  retainEmitter() {
+    this.emitters++;
+  }
+
+  releaseEmitter() {
+    if (this.emitters === 0) return;
+    this.emitters--;
+    if (this.adapters.size === 0 && this.emitters === 0) this.close();
   }
 
   close() {
@@ -447,7 +459,7 @@ class HubLink {
 
   scheduleReconnect() {
     // A cluster worker whose primary is gone exits anyway; nothing to wait for.
-    if (this.adapters.size === 0 || (typeof process.send === "function" && !process.connected)) return;
+    if ((this.adapters.size === 0 && this.emitters === 0) || (typeof process.send === "function" && !process.connected)) return;
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.attempts);
     this.attempts++;
     this.retryTimer = setTimeout(() => {

@@ -12,6 +12,7 @@ const { resolvePrimaryOptions } = require("./options");
 const { SendOrder, sendUnordered } = require("./fence");
 const warnings = require("./warnings");
 const { isStockMessage, isResponse } = require("./stock-protocol");
+const { emitterFor } = require("./emitter");
 
 const UIDS = Symbol("socket.io-cluster-rs uids");
 
@@ -25,8 +26,10 @@ let hubStarted = false;
  * warnings when nobody listens).
  */
 class PrimaryHandle extends EventEmitter {
-  constructor(opts) {
+  constructor(opts, emitterOpts) {
     super();
+    this._emitterOpts = emitterOpts;
+    this._emitter = null;
     this._relay = relayStockMessage;
     cluster.on("message", this._relay);
     this.path = null;
@@ -70,8 +73,35 @@ class PrimaryHandle extends EventEmitter {
     return this._hub ? this._hub.stats() : null;
   }
 
+  /**
+   * The emitter of the main namespace ("/"), made on first use: Socket.IO
+   * operations from the primary (lib/emitter.js). It needs the hub: without
+   * one (the whole cluster relayed over IPC) it throws, saying why.
+   */
+  get emitter() {
+    if (this._emitter && !this._emitter.closed) return this._emitter;
+    if (!this._hub) {
+      const e = new Error(
+        "socket.io-cluster-rs: setupPrimary().emitter needs the hub, and this primary runs without one (see the warning printed at setupPrimary())",
+      );
+      e.code = "ERR_SOCKET_IO_CLUSTER_NO_HUB";
+      throw e;
+    }
+    this._emitter = emitterFor(this.path, this._emitterOpts);
+    return this._emitter;
+  }
+
+  /** The emitter of namespace `nsp`. */
+  of(nsp) {
+    return this.emitter.of(nsp);
+  }
+
   /** Stops the hub, removes its socket file and the stock relay. */
   close() {
+    if (this._emitter) {
+      this._emitter.close();
+      this._emitter = null;
+    }
     if (this._hub) {
       this._order.close();
       this._hub.close();
@@ -143,7 +173,7 @@ function relayStockMessage(worker, message) {
  */
 function setupPrimary(opts) {
   const resolved = resolvePrimaryOptions(opts);
-  if (!primary) primary = new PrimaryHandle(resolved);
+  if (!primary) primary = new PrimaryHandle(resolved, opts && opts.emitter);
   return primary;
 }
 

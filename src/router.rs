@@ -537,7 +537,13 @@ impl Router {
             }
             Header::Heartbeat => {}
             Header::CountQuery { req, nsp } => {
-                let count = 1 + self.members(&nsp, from).len() as u32;
+                // The asker counts itself when it serves `nsp` (a worker); an
+                // emitter, which serves none, counts only the workers.
+                let own = self
+                    .peers
+                    .get(&from)
+                    .is_some_and(|p| p.nsps.contains_key(&nsp));
+                let count = u32::from(own) + self.members(&nsp, from).len() as u32;
                 self.send(control(from, &Header::Count { req, count }), now, &mut out);
             }
             Header::RoomAdd { nsp, room } => {
@@ -1223,6 +1229,37 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(out, vec![(1, Header::Count { req: 2, count: 1 })]);
+    }
+
+    #[test]
+    fn an_emitter_serving_no_namespace_is_not_counted_as_a_server() {
+        let now = Instant::now();
+        let mut r = Router::new();
+        r.add_peer(1, 1, HB, now);
+        r.add_peer(2, 2, HB, now);
+        r.accept(1, frame(Header::Register { nsp: "/".into() }), now)
+            .unwrap();
+        let ask = |r: &mut Router, from| {
+            headers(
+                &r.accept(
+                    from,
+                    frame(Header::CountQuery {
+                        req: 2,
+                        nsp: "/".into(),
+                    }),
+                    now,
+                )
+                .unwrap(),
+            )
+        };
+        assert_eq!(
+            ask(&mut r, 2),
+            vec![(2, Header::Count { req: 2, count: 1 })]
+        );
+        assert_eq!(
+            ask(&mut r, 1),
+            vec![(1, Header::Count { req: 2, count: 1 })]
+        );
     }
 
     #[test]

@@ -1,0 +1,380 @@
+"use strict";
+// The emitter: Socket.IO operations from outside the workers, with the shape
+// of @socket.io/redis-emitter. From the primary (`setupPrimary().emitter`) or
+// from any other process of the same user on the host (`createEmitter()`).
+//
+// It is a peer of the hub like a worker, but one that serves no namespace: the
+// hub never routes broadcasts or requests to it and never counts it in
+// serverCount(). What it sends has the exact shape a worker's adapter sends
+// (lib/broadcast-wire.js, lib/requests.js), so workers deliver and answer it
+// as if another worker had sent it.
+
+const os = require("node:os");
+const { kindsOf } = require("./frames");
+const { pack, encodeOptions } = require("./codec");
+const { acquireLink } = require("./link");
+const { resolveOptions } = require("./options");
+const { Kind } = require("./stock-protocol");
+const { broadcastParts, targetRooms, toBuffers } = require("./broadcast-wire");
+const requests = require("./requests");
+const binding = require("./native");
+
+// Socket.IO's reserved event names: emitting them would confuse clients.
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+const EVENT = 2; // socket.io-parser PacketType.EVENT
+
+function defaultParser() {
+  return require("socket.io-parser");
+}
+
+/** A namespace name as Socket.IO writes it ("/" first). */
+function nspName(nsp) {
+  if (typeof nsp !== "string") throw new TypeError(`socket.io-cluster-rs emitter: a namespace must be a string, got ${typeof nsp}`);
+  return nsp.startsWith("/") ? nsp : `/${nsp}`;
+}
+
+/**
+ * Operations on one namespace, and the start of a chain of targets and flags
+ * (`to()`, `except()`, `volatile`, `compress()`, `timeout()`), as on a
+ * Socket.IO server.
+ */
+class Emitter {
+  /** @internal use setupPrimary().emitter or createEmitter() */
+  constructor(link, nsp, opts, encoder, shared) {
+    this._nsp = nsp;
+    this._opts = opts;
+    this._encoder = encoder;
+    // What every namespace of one emitter shares: the link, the emitters by
+    // namespace, and whether close() was called.
+    this._shared = shared || { link, namespaces: new Map(), closed: false };
+  }
+
+  /** The connection to the hub; throws once the emitter is closed. */
+  get _link() {
+    if (this._shared.closed) throw new Error("socket.io-cluster-rs emitter: the emitter was closed");
+    return this._shared.link;
+  }
+
+  /** The emitter of another namespace (the same connection). */
+  of(nsp) {
+    const name = nspName(nsp);
+    if (name === this._nsp) return this;
+    const { namespaces } = this._shared;
+    let e = namespaces.get(name);
+    if (!e) {
+      e = new Emitter(null, name, this._opts, this._encoder, this._shared);
+      namespaces.set(name, e);
+    }
+    return e;
+  }
+
+  _op() {
+    return new BroadcastOperator(this, new Set(), new Set(), {});
+  }
+
+  emit(ev, ...args) {
+    return this._op().emit(ev, ...args);
+  }
+
+  emitWithAck(ev, ...args) {
+    return this._op().emitWithAck(ev, ...args);
+  }
+
+  to(room) {
+    return this._op().to(room);
+  }
+
+  in(room) {
+    return this._op().in(room);
+  }
+
+  except(room) {
+    return this._op().except(room);
+  }
+
+  get volatile() {
+    return this._op().volatile;
+  }
+
+  compress(compress) {
+    return this._op().compress(compress);
+  }
+
+  timeout(ms) {
+    return this._op().timeout(ms);
+  }
+
+  socketsJoin(rooms) {
+    return this._op().socketsJoin(rooms);
+  }
+
+  socketsLeave(rooms) {
+    return this._op().socketsLeave(rooms);
+  }
+
+  disconnectSockets(close = false) {
+    return this._op().disconnectSockets(close);
+  }
+
+  fetchSockets() {
+    return this._op().fetchSockets();
+  }
+
+  /**
+   * Emits to the namespace's server-side listeners (`io.on(ev)`) of every
+   * worker. With a function last, it gets `(err, responses)` as with
+   * `io.serverSideEmit()`.
+   */
+  serverSideEmit(ev, ...args) {
+    checkEvent(ev);
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    if (!ack) {
+      this._link.publish(this._nsp, Kind.SERVER_SIDE_EMIT, false, [], [pack([ev, ...args])]);
+      return true;
+    }
+    const tally = requests.serverSideTally(this._opts.partialResults, ack);
+    this._link.request(this._nsp, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, [], [pack([ev, ...args])], tally);
+    return true;
+  }
+
+  serverSideEmitWithAck(ev, ...args) {
+    return new Promise((resolve, reject) => {
+      this.serverSideEmit(ev, ...args, (err, responses) => (err ? reject(err) : resolve(responses)));
+    });
+  }
+
+  /** Number of workers serving this namespace (the emitter is not one). */
+  serverCount() {
+    return this._link.count(this._nsp);
+  }
+
+  /** Counters of the emitter's connection to the hub. */
+  stats() {
+    return this._link.stats();
+  }
+
+  /** True once close() was called (on any namespace of this emitter). */
+  get closed() {
+    return this._shared.closed;
+  }
+
+  /** Ends the connection to the hub (every namespace of this emitter). */
+  close() {
+    if (this._shared.closed) return;
+    this._shared.closed = true;
+    this._shared.link.releaseEmitter();
+  }
+}
+
+class BroadcastOperator {
+  constructor(emitter, rooms, except, flags) {
+    this._emitter = emitter;
+    this._rooms = rooms;
+    this._except = except;
+    this._flags = flags;
+  }
+
+  _with(change) {
+    const next = new BroadcastOperator(this._emitter, new Set(this._rooms), new Set(this._except), { ...this._flags });
+    change(next);
+    return next;
+  }
+
+  to(room) {
+    return this._with((o) => [].concat(room).forEach((r) => o._rooms.add(r)));
+  }
+
+  in(room) {
+    return this.to(room);
+  }
+
+  except(room) {
+    return this._with((o) => [].concat(room).forEach((r) => o._except.add(r)));
+  }
+
+  get volatile() {
+    return this._with((o) => (o._flags.volatile = true));
+  }
+
+  compress(compress) {
+    return this._with((o) => (o._flags.compress = compress));
+  }
+
+  timeout(ms) {
+    if (typeof ms !== "number" || !(ms >= 0)) throw new TypeError(`socket.io-cluster-rs emitter: timeout must be a number of milliseconds, got ${ms}`);
+    return this._with((o) => (o._flags.timeout = ms));
+  }
+
+  _target() {
+    return { rooms: this._rooms, except: this._except, flags: this._flags };
+  }
+
+  _encode(ev, args, withAck) {
+    checkEvent(ev);
+    if (!withAck && typeof args[args.length - 1] === "function") {
+      throw new TypeError("socket.io-cluster-rs emitter: emit() takes no acknowledgement callback; use timeout(ms).emitWithAck()");
+    }
+    const packet = { type: EVENT, data: [ev, ...args], nsp: this._emitter._nsp };
+    try {
+      return this._emitter._encoder.encode(packet);
+    } catch (err) {
+      throw new TypeError(`socket.io-cluster-rs emitter: cannot encode the arguments of "${ev}": ${err.message}`);
+    }
+  }
+
+  /** Sends the event to every matching client of every worker. Returns true. */
+  emit(ev, ...args) {
+    const encoded = this._encode(ev, args, false);
+    const opts = this._target();
+    const { timeout, ...flags } = this._flags;
+    const parts = broadcastParts(opts, flags, encoded, {});
+    this._emitter._link.publish(this._emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
+    return true;
+  }
+
+  /**
+   * Sends the event and resolves with every client's acknowledgement, or
+   * rejects when they have not all arrived within `timeout(ms)` (default:
+   * `requestsTimeout`), like `io.timeout(ms).emitWithAck()`.
+   */
+  emitWithAck(ev, ...args) {
+    const emitter = this._emitter;
+    const encoded = this._encode(ev, args, true);
+    const opts = this._target();
+    const timeout = this._flags.timeout === undefined ? emitter._opts.requestsTimeout : this._flags.timeout;
+    return new Promise((resolve, reject) => {
+      const responses = [];
+      let servers = null; // workers that will answer, once the hub says
+      let answered = 0; // workers whose client count and acks are all in
+      let clients = 0;
+      let settled = false;
+      let forget = () => {};
+      const settle = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        forget();
+        if (err) reject(err);
+        else resolve(responses);
+      };
+      const check = () => {
+        if (servers !== null && answered === servers && responses.length === clients) settle(null);
+      };
+      const tally = requests.ackTally(
+        (count) => {
+          answered++;
+          clients += count;
+          check();
+        },
+        (arg) => {
+          responses.push(arg);
+          check();
+        },
+        // ackTally counts the asking server too; the emitter is none.
+        (n) => {
+          servers = n - 1;
+          check();
+        },
+      );
+      const handler = {
+        ...tally,
+        down: (reason) => settle(new Error(`socket.io-cluster-rs emitter: emitWithAck failed: ${reason}`)),
+      };
+      const timer = setTimeout(() => settle(new Error("operation has timed out")), timeout);
+      try {
+        const parts = [Buffer.from(JSON.stringify([encodeOptions(opts), kindsOf(encoded)])), ...toBuffers(encoded)];
+        forget = emitter._link.request(emitter._nsp, Kind.BROADCAST, timeout, true, targetRooms(opts), parts, handler);
+      } catch (err) {
+        settle(err);
+      }
+    });
+  }
+
+  socketsJoin(rooms) {
+    return this._publish(Kind.SOCKETS_JOIN, { rooms: [].concat(rooms) });
+  }
+
+  socketsLeave(rooms) {
+    return this._publish(Kind.SOCKETS_LEAVE, { rooms: [].concat(rooms) });
+  }
+
+  disconnectSockets(close = false) {
+    return this._publish(Kind.DISCONNECT_SOCKETS, { close: !!close });
+  }
+
+  _publish(kind, data) {
+    const opts = this._target();
+    this._emitter._link.publish(this._emitter._nsp, kind, false, targetRooms(opts), [pack({ opts: encodeOptions(opts), ...data })]);
+    return true;
+  }
+
+  /** The matching sockets of every worker, as plain descriptions: `{ id, handshake, rooms, data }`. */
+  fetchSockets() {
+    const emitter = this._emitter;
+    const opts = this._target();
+    const timeout = this._flags.timeout === undefined ? emitter._opts.requestsTimeout : this._flags.timeout;
+    return new Promise((resolve, reject) => {
+      const tally = requests.socketsTally([], emitter._opts.partialResults, resolve, reject);
+      emitter._link.request(emitter._nsp, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), [pack(encodeOptions(opts))], tally);
+    });
+  }
+}
+
+function checkEvent(ev) {
+  if (typeof ev !== "string") throw new TypeError(`socket.io-cluster-rs emitter: an event name must be a string, got ${typeof ev}`);
+  if (RESERVED.has(ev)) throw new Error(`socket.io-cluster-rs emitter: "${ev}" is a reserved event name`);
+}
+
+/** Emitter options: createAdapter()'s, plus `parser` (the workers' Socket.IO `parser`). */
+function emitterOptions(opts) {
+  const { parser, hubPath, primaryPid, ...rest } = opts || {};
+  if (parser !== undefined && (parser === null || typeof parser.Encoder !== "function")) {
+    throw new TypeError("socket.io-cluster-rs emitter: option parser must be a Socket.IO parser (an object with an Encoder class)");
+  }
+  return { resolved: resolveOptions(rest), encoder: new (parser || defaultParser()).Encoder() };
+}
+
+/** The emitter of the hub at `address` (this process's own hub for setupPrimary().emitter). */
+function emitterFor(address, opts) {
+  const { resolved, encoder } = emitterOptions(opts);
+  const link = acquireLink(address, resolved);
+  link.retainEmitter();
+  return new Emitter(link, nspName((opts && opts.nsp) || "/"), resolved, encoder);
+}
+
+/**
+ * An emitter in a process outside the cluster. The hub is found by
+ * `primaryPid` (the primary's pid; its address is derived as the workers
+ * derive it) or `hubPath` (the address `setupPrimary().path` gives).
+ */
+function createEmitter(opts) {
+  if (opts === undefined || opts === null || typeof opts !== "object") {
+    throw new TypeError("socket.io-cluster-rs: createEmitter() needs an options object with primaryPid or hubPath");
+  }
+  const { primaryPid, hubPath } = opts;
+  let address;
+  let named;
+  if (hubPath !== undefined) {
+    if (typeof hubPath !== "string" || hubPath === "") throw new TypeError("socket.io-cluster-rs: createEmitter() option hubPath must be a non-empty string");
+    address = hubPath;
+    named = `hubPath ${JSON.stringify(hubPath)}`;
+  } else if (primaryPid !== undefined) {
+    if (!Number.isInteger(primaryPid) || primaryPid <= 0) throw new TypeError("socket.io-cluster-rs: createEmitter() option primaryPid must be a process id");
+    address = binding.hubAddress(os.tmpdir(), primaryPid, false);
+    named = `primaryPid ${primaryPid}`;
+  } else {
+    throw new TypeError("socket.io-cluster-rs: createEmitter() needs primaryPid (the cluster primary's pid) or hubPath (setupPrimary().path)");
+  }
+  const state = address === null ? "absent" : binding.probeHub(address);
+  if (state !== "up") {
+    const e = new Error(
+      `socket.io-cluster-rs: createEmitter(): no hub reachable for ${named}${state === "absent" ? "" : ` (${state})`}; ` +
+        "it must be the primary of a running cluster that called setupPrimary(), run by the same user",
+    );
+    e.code = "ERR_SOCKET_IO_CLUSTER_NO_HUB";
+    throw e;
+  }
+  return emitterFor(address, opts);
+}
+
+module.exports = { Emitter, createEmitter, emitterFor };
