@@ -7,7 +7,7 @@ const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
-const { startCluster, nextEvent, record, sleep } = require("./helpers/cluster");
+const { startCluster, nextEvent, record, sleep, waitFor } = require("./helpers/cluster");
 
 const ROOT = path.join(__dirname, "..");
 const T = { timeout: 30_000 };
@@ -81,9 +81,9 @@ describe("emitting from the primary and from another process", () => {
   it("socketsJoin(), socketsLeave() and disconnectSockets() act on every worker", T, async () => {
     await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.socketsJoin(["blue", "green"]));
     await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.in("green").socketsLeave("blue"));
-    await sleep(100);
-    const rooms = await c.execAll(({ io }) => [...io.of("/").sockets.values()].map((s) => [...s.rooms].filter((r) => r !== s.id).sort()));
-    assert.deepEqual(rooms, [[["green", "red"]], [["green", "red"]]]);
+    const rooms = () => c.execAll(({ io }) => [...io.of("/").sockets.values()].map((s) => [...s.rooms].filter((r) => r !== s.id).sort()));
+    const expected = JSON.stringify([[["green", "red"]], [["green", "red"]]]);
+    await waitFor(async () => JSON.stringify(await rooms()) === expected, 5000, "rooms green and red on both workers");
   });
 
   it("fetchSockets() returns every worker's sockets as plain descriptions", T, async () => {
@@ -199,5 +199,57 @@ describe("emitting from the primary and from another process", () => {
     const got = clients.map((s) => nextEvent(s, "again"));
     await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.emit("again", 1));
     assert.deepEqual(await Promise.all(got), [[1], [1]]);
+  });
+});
+
+describe("cluster-wide room queries: allRooms() and roomSize()", () => {
+  let c;
+  const sockets = []; // [worker index, client]
+
+  before(async () => {
+    c = await startCluster({ workers: 3 });
+    for (const w of [0, 0, 1, 1, 2]) sockets.push([w, await c.connect(w)]);
+  });
+  after(() => c && c.close());
+
+  /** Joins, in its worker, the socket of client `s` to `rooms`. */
+  const join = ([w, s], rooms) => c.exec(w, ({ io }, a) => io.in(a.id).socketsJoin(a.rooms), { id: s.id, rooms });
+  const leave = ([w, s], room) => c.exec(w, ({ io }, a) => io.in(a.id).socketsLeave(a.room), { id: s.id, room });
+
+  /** What every asker says: the primary's emitter, then each live worker's adapter. */
+  async function answers(room) {
+    const fromPrimary = await c.primaryExec(
+      async ({ primaryHandle }, r) => ({ rooms: [...(await primaryHandle.emitter.allRooms())].sort(), size: await primaryHandle.emitter.roomSize(r) }),
+      room,
+    );
+    const fromWorkers = await c.execAll(
+      async ({ io }, r) => ({ rooms: [...(await io.of("/").adapter.allRooms())].sort(), size: await io.of("/").adapter.roomSize(r) }),
+      room,
+    );
+    return [fromPrimary, ...fromWorkers];
+  }
+
+  it("match the truth after joins and leaves on several workers", T, async () => {
+    await join(sockets[0], ["a", "b"]);
+    await join(sockets[1], ["a"]);
+    await join(sockets[2], ["a", "c"]);
+    await join(sockets[4], ["b"]);
+    for (const a of await answers("a")) assert.deepEqual(a, { rooms: ["a", "b", "c"], size: 3 });
+    await leave(sockets[2], "c");
+    await leave(sockets[0], "a");
+    for (const a of await answers("a")) assert.deepEqual(a, { rooms: ["a", "b"], size: 2 });
+    for (const a of await answers("nowhere")) assert.equal(a.size, 0);
+  });
+
+  it("leave out a SIGKILLed worker's sockets at once", T, async () => {
+    await join(sockets[2], ["c"]);
+    await c.kill(1);
+    // Worker 1 held sockets 2 and 3: room "c" only had socket 2; "a" keeps socket 1.
+    for (const a of await answers("a")) assert.deepEqual(a, { rooms: ["a", "b"], size: 1 });
+  });
+
+  it("from another process too", T, async () => {
+    const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (e) => ({ rooms: [...await e.allRooms()].sort(), b: await e.roomSize("b") })`);
+    assert.deepEqual(r.ok, { rooms: ["a", "b"], b: 2 });
   });
 });

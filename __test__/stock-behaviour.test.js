@@ -279,6 +279,21 @@ describe("socketsJoin", () => {
     assert.equal((await roomsOf(c, 0, clients[0].id)).has("room3"), false);
     assert.equal((await roomsOf(c, 2, clients[2].id)).has("room3"), false);
   });
+
+  it("targets the room it just made other workers' sockets join, in the next statement", T, async () => {
+    const { c, clients } = env;
+    // The rooms exist only once each worker applied the join; what comes
+    // next from the same worker must reach them anyway.
+    for (let round = 0; round < 20; round++) {
+      const got = clients.map((s) => nextEvent(s, "fresh"));
+      await c.exec(0, ({ io }, r) => {
+        io.socketsJoin(`fresh${r}`);
+        io.to(`fresh${r}`).emit("fresh", r);
+        io.in(`fresh${r}`).socketsLeave("room1");
+      }, round);
+      assert.deepEqual(await Promise.all(got), [[round], [round], [round]]);
+    }
+  });
 });
 
 describe("socketsLeave", () => {

@@ -146,7 +146,9 @@ class NodeClusterAdapter extends Adapter {
   }
 
   _publishBroadcast(opts, volatile, parts) {
-    const header = volatile ? null : this._headers.get(opts);
+    // While a socketsJoin() is on its way, room routing must not use the
+    // hub's membership (see HubLink#joinRooms()), nor the cached headers.
+    const header = volatile || this._link.joinsPending > 0 ? null : this._headers.get(opts);
     if (header === null) this._link.publish(this.nsp.name, Kind.BROADCAST, volatile, targetRooms(opts), parts);
     else this._link.publishWith(header, parts);
   }
@@ -182,8 +184,12 @@ class NodeClusterAdapter extends Adapter {
   // ---- room and socket operations ------------------------------------------
 
   addSockets(opts, rooms) {
-    return this._publishThenApply(opts, Kind.SOCKETS_JOIN, { rooms }, () =>
-      super.addSockets(opts, rooms),
+    // A request, not a publish: see HubLink#joinRooms().
+    return this._sendThenApply(
+      opts,
+      (targets, parts) => this._link.joinRooms(this.nsp.name, targets, parts),
+      { rooms },
+      () => super.addSockets(opts, rooms),
     );
   }
 
@@ -199,14 +205,17 @@ class NodeClusterAdapter extends Adapter {
     );
   }
 
-  async _publishThenApply(opts, kind, data, apply) {
+  _publishThenApply(opts, kind, data, apply) {
+    return this._sendThenApply(opts, (targets, parts) => this._link.publish(this.nsp.name, kind, false, targets, parts), data, apply);
+  }
+
+  async _sendThenApply(opts, send, data, apply) {
     // Local broadcasts made before this operation are delivered before it is
     // applied, those made after it after.
     closeLocalGroup();
     if (!(opts.flags && opts.flags.local)) {
       try {
-        const parts = [pack({ opts: encodeOptions(opts), ...data })];
-        this._link.publish(this.nsp.name, kind, false, targetRooms(opts), parts);
+        send(targetRooms(opts), [pack({ opts: encodeOptions(opts), ...data })]);
       } catch (err) {
         debug("[%s] error while publishing message: %s", this.uid, err.message);
       }
@@ -251,6 +260,28 @@ class NodeClusterAdapter extends Adapter {
     return Promise.resolve();
   }
 
+  // ---- cluster-wide room queries (not in the stock adapter) -----------------
+
+  /**
+   * The rooms sockets joined in this namespace, on every worker (each
+   * socket's own room left out), as a Set.
+   */
+  allRooms() {
+    return this._roomQuery({}, [], new Set(requests.roomAnswer(this, {})));
+  }
+
+  /** How many sockets are in `room`, on every worker. */
+  roomSize(room) {
+    return this._roomQuery({ room }, targetRooms({ rooms: new Set([room]) }), requests.roomAnswer(this, { room }));
+  }
+
+  _roomQuery(query, rooms, local) {
+    return new Promise((resolve, reject) => {
+      const tally = requests.roomTally(local, this._opts.partialResults, resolve, reject);
+      this._link.request(this.nsp.name, Kind.ROOM_QUERY, this._opts.requestsTimeout, false, rooms, [pack(query)], tally);
+    });
+  }
+
   // ---- what other workers send ---------------------------------------------
 
   /** A published message from another worker. Called by the link. */
@@ -260,10 +291,6 @@ class NodeClusterAdapter extends Adapter {
     switch (kind) {
       case Kind.BROADCAST:
         return this._onRemoteBroadcast(parts);
-      case Kind.SOCKETS_JOIN: {
-        const m = unpack(parts[0]);
-        return super.addSockets(decodeOptions(m.opts), m.rooms);
-      }
       case Kind.SOCKETS_LEAVE: {
         const m = unpack(parts[0]);
         return super.delSockets(decodeOptions(m.opts), m.rooms);
@@ -302,6 +329,16 @@ class NodeClusterAdapter extends Adapter {
       }
       case Kind.SERVER_SIDE_EMIT:
         return internals.emitServerSide(this.nsp, [...unpack(parts[0]), requests.serverSideAnswer(link, id)]);
+      case Kind.ROOM_QUERY:
+        return link.respond(id, true, [pack(requests.roomAnswer(this, unpack(parts[0])))]);
+      case Kind.SOCKETS_JOIN: {
+        // Answered once applied: the rooms it created here are announced to
+        // the hub (roomAdd() writes at once) ahead of the answer.
+        this.flushRemote();
+        const m = unpack(parts[0]);
+        super.addSockets(decodeOptions(m.opts), m.rooms);
+        return link.respond(id, true, []);
+      }
       default:
         link.respond(id, true, []);
     }

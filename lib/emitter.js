@@ -143,6 +143,23 @@ class Emitter {
     });
   }
 
+  /** The rooms sockets joined in this namespace on every worker (each socket's own room left out). */
+  allRooms() {
+    return this._roomQuery({}, [], new Set());
+  }
+
+  /** How many sockets are in `room` on every worker. */
+  roomSize(room) {
+    return this._roomQuery({ room }, targetRooms({ rooms: new Set([room]) }), 0);
+  }
+
+  _roomQuery(query, rooms, initial) {
+    return new Promise((resolve, reject) => {
+      const tally = requests.roomTally(initial, this._opts.partialResults, resolve, reject);
+      this._link.request(this._nsp, Kind.ROOM_QUERY, this._opts.requestsTimeout, false, rooms, [pack(query)], tally);
+    });
+  }
+
   /** Number of workers serving this namespace (the emitter is not one). */
   serverCount() {
     return this._link.count(this._nsp);
@@ -291,7 +308,10 @@ class BroadcastOperator {
   }
 
   socketsJoin(rooms) {
-    return this._publish(Kind.SOCKETS_JOIN, { rooms: [].concat(rooms) });
+    const opts = this._target();
+    const parts = [pack({ opts: encodeOptions(opts), rooms: [].concat(rooms) })];
+    this._emitter._link.joinRooms(this._emitter._nsp, targetRooms(opts), parts);
+    return true;
   }
 
   socketsLeave(rooms) {

@@ -157,6 +157,15 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     return this._ackServerCount || super.serverCount();
   }
 
+  /** Cluster-wide room queries need the hub (the stock protocol has no message for them). */
+  allRooms() {
+    return Promise.reject(noRoomQueries());
+  }
+
+  roomSize() {
+    return Promise.reject(noRoomQueries());
+  }
+
   /** What this adapter knows of the cluster; the ipc transport has no hub counters. */
   stats() {
     return {
@@ -222,6 +231,12 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { requestId, packet } });
     return Promise.resolve();
   }
+}
+
+function noRoomQueries() {
+  const e = new Error("socket.io-cluster-rs: allRooms() and roomSize() need the native transport; this worker uses the ipc transport (no hub of this package in its primary)");
+  e.code = "ERR_SOCKET_IO_CLUSTER_NO_HUB";
+  return e;
 }
 
 module.exports = { IpcClusterAdapter };

@@ -13,6 +13,7 @@ const { decodeBatch } = require("./batch-decoder");
 const { PendingRequests } = require("./pending-requests");
 const { roomKey, nspKey } = require("./keys");
 const { ErrorCode } = require("./generated/error-codes");
+const { Kind } = require("./stock-protocol");
 
 const DRAIN_BATCH = 256;
 // Bytes read from the hub per syscall at most: what the hub writes at once.
@@ -32,6 +33,8 @@ class HubLink {
     this.adapters = new Map(); // nsp key (see nspKey()) → Set<adapter>
     // Emitters using this link (lib/emitter.js): they serve no namespace.
     this.emitters = 0;
+    // socketsJoin() requests not yet applied by every receiver, see joinRooms().
+    this.joinsPending = 0;
     this.pending = new PendingRequests();
     this.counters = {
       messagesIn: 0,
@@ -164,6 +167,7 @@ class HubLink {
   /** `rooms`: JSON keys of the target rooms (see roomKey), empty for all. */
   publish(nsp, kind, volatile, rooms, parts) {
     this.assertUp();
+    if (this.joinsPending > 0) rooms = [];
     this.countOut(parts);
     this.unlessFull(() => sizeChecked(() => this.native.publish(nspKey(nsp), kind, volatile, rooms, parts)));
     this.kick();
@@ -237,6 +241,7 @@ class HubLink {
    */
   request(nsp, kind, timeoutMs, keep, rooms, parts, handler) {
     this.assertUp();
+    if (this.joinsPending > 0 && kind !== Kind.SOCKETS_JOIN) rooms = [];
     const { req, forget } = this.pending.open(timeoutMs, handler);
     this.countOut(parts);
     try {
@@ -247,6 +252,26 @@ class HubLink {
       throw err;
     }
     return forget;
+  }
+
+  /**
+   * Sends a socketsJoin() to the other workers as a request that each
+   * answers once it applied it. A join can create rooms at its receivers,
+   * which they announce to the hub only as they apply it; until then the
+   * hub's room routing could leave them out of what this process sends next
+   * (`io.socketsJoin("a"); io.to("a").emit()`). So until every receiver has
+   * answered (or left, or the request timed out), this process routes its
+   * room-targeted messages to every worker, which filter by room themselves.
+   */
+  joinRooms(nsp, rooms, parts) {
+    const settle = () => this.joinsPending--;
+    this.joinsPending++;
+    try {
+      this.request(nsp, Kind.SOCKETS_JOIN, this.opts.requestsTimeout, false, rooms, parts, { done: settle, timedOut: settle, down: settle });
+    } catch (err) {
+      this.joinsPending--;
+      throw err;
+    }
   }
 
   /** Number of live workers serving `nsp`, this one included. */

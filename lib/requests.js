@@ -192,4 +192,39 @@ function serverSideTally(partialResults, ack) {
   };
 }
 
-module.exports = { ackTally, ackAnswers, serverSideAnswer, respondWithSockets, socketsTally, serverSideTally };
+/**
+ * A worker's answer to a room query: the size of `q.room` here, or (no
+ * room) the rooms sockets joined here, without each socket's own room.
+ */
+function roomAnswer(adapter, q) {
+  if (q.room !== undefined) {
+    const members = adapter.rooms.get(q.room);
+    return members ? members.size : 0;
+  }
+  const rooms = [];
+  for (const room of adapter.rooms.keys()) if (!adapter.sids.has(room)) rooms.push(room);
+  return rooms;
+}
+
+/**
+ * The request handler of allRooms() (`merge` collects room lists into a
+ * Set) or roomSize() (sums the counts), started from the asker's own part.
+ */
+function roomTally(initial, partialResults, resolve, reject) {
+  let result = initial;
+  const add = (answer) => {
+    if (result instanceof Set) for (const room of answer) result.add(room);
+    else result += answer;
+  };
+  return {
+    reply: (from, payload) => {
+      const p = splitParts(payload);
+      if (p.length) add(unpack(p[0]));
+    },
+    done: () => resolve(result),
+    timedOut: (missing) => (partialResults ? resolve(result) : reject(timeoutError(missing))),
+    down: (reason) => reject(new Error(`socket.io-cluster-rs: room query failed: ${reason}`)),
+  };
+}
+
+module.exports = { roomAnswer, roomTally, ackTally, ackAnswers, serverSideAnswer, respondWithSockets, socketsTally, serverSideTally };

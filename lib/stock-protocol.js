@@ -18,6 +18,9 @@ const Kind = Object.freeze({
   DISCONNECT_SOCKETS: MessageType.DISCONNECT_SOCKETS,
   FETCH_SOCKETS: MessageType.FETCH_SOCKETS,
   SERVER_SIDE_EMIT: MessageType.SERVER_SIDE_EMIT,
+  // Native transport only, no stock counterpart: the rooms of a namespace,
+  // or the size of one room (allRooms(), roomSize()).
+  ROOM_QUERY: 100,
 });
 
 /** True for a message of the stock protocol. */
