@@ -126,8 +126,11 @@ export interface Emitter extends EmitterBroadcastOperator {
   /** Number of workers serving this namespace (the emitter is not counted). */
   serverCount(): Promise<number>;
   stats(): AdapterStats;
-  /** Ends the emitter's connection to the hub (all its namespaces). */
-  close(): void;
+  /**
+   * Ends the emitter's connection to the hub (all its namespaces); resolves once everything emitted
+   * before was handed to the hub. A short-lived process awaits it before exiting.
+   */
+  close(): Promise<void>;
 }
 
 /** A cluster adapter for one namespace of one worker. */

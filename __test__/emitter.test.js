@@ -24,7 +24,7 @@ function inOtherProcess(opts, body) {
       let result;
       try {
         const emitter = createEmitter(${JSON.stringify(opts)});
-        try { result = { ok: await (${body})(emitter) }; } finally { emitter.close(); }
+        try { result = { ok: await (${body})(emitter) }; } finally { await emitter.close(); }
       } catch (err) {
         result = { error: { message: err.message, code: err.code, name: err.name } };
       }
@@ -173,6 +173,13 @@ describe("emitting from the primary and from another process", () => {
     assert.deepEqual(await c.execAll(({ io }) => io.of("/").adapter.serverCount()), [2, 2]);
   });
 
+  it("a short-lived process that emits and awaits close() at once loses nothing", T, async () => {
+    const got = clients.map((s) => nextEvent(s, "one-shot"));
+    const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (emitter) => { emitter.emit("one-shot", 42); return true; }`);
+    assert.equal(r.ok, true);
+    assert.deepEqual(await Promise.all(got), [[42], [42]]);
+  });
+
   it("createEmitter() without a reachable hub fails with an error naming the option", T, async () => {
     const dead = spawn(process.execPath, ["-e", ""]);
     await new Promise((r) => dead.on("exit", r));
@@ -251,5 +258,25 @@ describe("cluster-wide room queries: allRooms() and roomSize()", () => {
   it("from another process too", T, async () => {
     const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (e) => ({ rooms: [...await e.allRooms()].sort(), b: await e.roomSize("b") })`);
     assert.deepEqual(r.ok, { rooms: ["a", "b"], b: 2 });
+  });
+});
+
+describe("an emitter with the workers' custom parser", () => {
+  it("encodes packets the way the workers' clients decode them", T, async () => {
+    const PARSER = path.join(__dirname, "fixtures", "parser", "binary.js");
+    const c = await startCluster({ workers: 2, serverOpts: { parserModule: PARSER } });
+    try {
+      const parser = require(PARSER);
+      const clients = [await c.connect(0, { parser }), await c.connect(1, { parser })];
+      const got = clients.map((s) => nextEvent(s, "custom"));
+      await c.primaryExec(({ primaryHandle, adapterModule, require }, file) => {
+        const emitter = adapterModule.createEmitter({ hubPath: primaryHandle.path, parser: require(file) });
+        emitter.emit("custom", { n: 5 });
+        return emitter.close();
+      }, PARSER);
+      assert.deepEqual(await Promise.all(got), [[{ n: 5 }], [{ n: 5 }]]);
+    } finally {
+      await c.close();
+    }
   });
 });

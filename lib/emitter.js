@@ -175,11 +175,15 @@ class Emitter {
     return this._shared.closed;
   }
 
-  /** Ends the connection to the hub (every namespace of this emitter). */
+  /**
+   * Ends the connection to the hub (every namespace of this emitter). The
+   * promise resolves once everything emitted before has been handed to the
+   * hub: a short-lived process awaits it before exiting.
+   */
   close() {
-    if (this._shared.closed) return;
+    if (this._shared.closed) return Promise.resolve();
     this._shared.closed = true;
-    this._shared.link.releaseEmitter();
+    return this._shared.link.releaseEmitter();
   }
 }
 

@@ -21,6 +21,8 @@ const READ_BUFFER = 256 * 1024;
 // Reconnection backoff: 50 ms, doubling, at most 2 s between attempts.
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 2_000;
+// How long closing an emitter waits for a handshake in progress (the hub's own limit is 5 s).
+const HANDSHAKE_WAIT_MS = 5_000;
 
 const links = new Map(); // hub address → HubLink
 
@@ -35,6 +37,8 @@ class HubLink {
     this.emitters = 0;
     // socketsJoin() requests not yet applied by every receiver, see joinRooms().
     this.joinsPending = 0;
+    // Set while closeWhenSent() waits for the connection to come up.
+    this.whenSettled = null;
     this.pending = new PendingRequests();
     this.counters = {
       messagesIn: 0,
@@ -140,10 +144,36 @@ class HubLink {
     this.emitters++;
   }
 
+  /** Resolves once the link is closed, or at once when other users keep it open. */
   releaseEmitter() {
-    if (this.emitters === 0) return;
+    if (this.emitters === 0) return Promise.resolve();
     this.emitters--;
-    if (this.adapters.size === 0 && this.emitters === 0) this.close();
+    if (this.adapters.size === 0 && this.emitters === 0) return this.closeWhenSent();
+    return Promise.resolve();
+  }
+
+  /**
+   * Closes once what was sent so far has been handed to the hub. Before the
+   * handshake, frames wait in the addon: closing then would lose them (an
+   * emitter in a short-lived process emits and closes at once), so this
+   * waits for the connection to come up, or fail, keeping the process alive
+   * meanwhile (bounded by the hub's handshake timeout).
+   */
+  closeWhenSent() {
+    if (this.closed || this.node !== null || this.downReason !== null) {
+      if (!this.closed) this.close();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(backstop);
+        this.whenSettled = null;
+        if (!this.closed) this.close();
+        resolve();
+      };
+      const backstop = setTimeout(finish, HANDSHAKE_WAIT_MS);
+      this.whenSettled = finish;
+    });
   }
 
   close() {
@@ -436,6 +466,7 @@ class HubLink {
     this.attempts = 0;
     debug("connected to the hub at %s as node %d", this.path, this.node);
     this.startReading();
+    if (this.whenSettled) this.whenSettled();
   }
 
   onDropped(volatile, overflow) {
@@ -467,6 +498,7 @@ class HubLink {
    * lives (a hub restarted by a new setupPrimary() serves it again).
    */
   onDown(reason) {
+    if (this.whenSettled) this.whenSettled();
     if (this.closed || (this.downReason !== null && this.retryTimer !== null)) return;
     const wasUp = this.downReason === null;
     this.downReason = reason;
