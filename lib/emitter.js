@@ -10,12 +10,12 @@
 // as if another worker had sent it.
 
 const os = require("node:os");
-const { kindsOf } = require("./frames");
+const { kindsOf, framesOf } = require("./frames");
 const { pack, encodeOptions } = require("./codec");
 const { acquireLink } = require("./link");
 const { resolveOptions } = require("./options");
 const { Kind } = require("./stock-protocol");
-const { broadcastParts, targetRooms, toBuffers } = require("./broadcast-wire");
+const { broadcastParts, targetRooms, toBuffers, PublishHeaders } = require("./broadcast-wire");
 const requests = require("./requests");
 const binding = require("./native");
 
@@ -42,6 +42,8 @@ class Emitter {
   /** @internal use setupPrimary().emitter or createEmitter() */
   constructor(link, nsp, opts, encoder, shared) {
     this._nsp = nsp;
+    // Hub headers of broadcasts to everyone and to one room, made once.
+    this._headers = new PublishHeaders(nsp);
     this._opts = opts;
     this._encoder = encoder;
     // What every namespace of one emitter shares: the link, the emitters by
@@ -245,11 +247,18 @@ class BroadcastOperator {
 
   /** Sends the event to every matching client of every worker. Returns true. */
   emit(ev, ...args) {
+    const emitter = this._emitter;
     const encoded = this._encode(ev, args, false);
     const opts = this._target();
     const { timeout, ...flags } = this._flags;
-    const parts = broadcastParts(opts, flags, encoded, {});
-    this._emitter._link.publish(this._emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
+    // A single text part travels as its WebSocket frame, as a worker's
+    // broadcast does; the common targets then reuse a cached meta part.
+    const packetOpts = encoded.length === 1 && typeof encoded[0] === "string" ? { wsPreEncodedFrame: framesOf(encoded) } : {};
+    const parts = broadcastParts(opts, flags, encoded, packetOpts);
+    const link = emitter._link;
+    const header = flags.volatile || link.joinsPending > 0 ? null : emitter._headers.get(opts);
+    if (header === null) link.publish(emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
+    else link.publishWith(header, parts);
     return true;
   }
 

@@ -23,12 +23,22 @@ else runWorker();
 
 function runPrimary() {
   // The adapter's hub lives in the primary: it relays messages between the workers.
-  setupPrimary();
+  const hub = setupPrimary();
   const workers = Array.from({ length: WORKERS }, () => cluster.fork());
   const alive = () => workers.filter((w) => !w.isDead());
+  // The primary talks to every client itself, through the hub (the stock adapter cannot).
+  // `hub.emitter` needs the native transport; the stock adapter (CHAT_ADAPTER) has none.
+  const announce = (text) => {
+    try {
+      if (hub && "emitter" in hub) hub.emitter.emit("system", text);
+    } catch (err) {
+      console.error(`chat: cannot announce "${text}": ${err.message}`);
+    }
+  };
 
   let listening = 0;
-  cluster.on("listening", () => {
+  cluster.on("listening", (worker) => {
+    announce(`worker ${worker.id} joined the cluster`);
     // One summary line once everyone is up (scripts such as smoke.js wait for it).
     if (++listening === WORKERS) console.log(`chat: ${WORKERS} workers listening on http://${HOST}:${PORT}`);
   });
@@ -36,7 +46,10 @@ function runPrimary() {
   let shuttingDown = false;
   cluster.on("exit", (worker, code, signal) => {
     // No automatic re-fork: a worker that dies at startup (e.g. port taken) would just loop.
-    if (!shuttingDown) console.error(`chat: worker ${worker.id} died (${signal || code})`);
+    if (!shuttingDown) {
+      console.error(`chat: worker ${worker.id} died (${signal || code})`);
+      announce(`worker ${worker.id} left the cluster; its users reconnect to another one`);
+    }
     if (alive().length === 0) process.exit(shuttingDown ? 0 : 1);
   });
 
@@ -143,6 +156,13 @@ const PAGE = `<!doctype html>
     socket.on("stats", ({ users, servers }) => {
       $("users").textContent = users;
       $("servers").textContent = servers;
+    });
+    socket.on("system", (text) => {
+      const li = document.createElement("li");
+      const note = document.createElement("i");
+      note.textContent = "primary: " + text;
+      li.append(note);
+      $("log").append(li);
     });
     socket.on("chat", ({ from, text }) => {
       // textContent, never innerHTML: chat text is untrusted.
