@@ -173,6 +173,34 @@ describe("emitting from the primary and from another process", () => {
     assert.deepEqual(await c.execAll(({ io }) => io.of("/").adapter.serverCount()), [2, 2]);
   });
 
+  it("every other method from another process: targets, flags, rooms, acks, server-side emits, disconnect", T, async () => {
+    await c.execAll(({ io, notify }) => {
+      io.removeAllListeners("ping-servers");
+      io.on("ping-servers", (n, ack) => (typeof ack === "function" ? ack(n + 1) : notify("ping-servers", n)));
+    });
+    clients.forEach((s) => s.removeAllListeners("ask").on("ask", (n, ack) => ack(n * 2)));
+    const onlyOne = record(clients, "only-1");
+    const vol = clients.map((s) => nextEvent(s, "vol"));
+    const result = await inOtherProcess({ primaryPid: c.child.pid }, `async (e) => {
+      e.except(${JSON.stringify(clients[0].id)}).compress(false).emit("only-1", "x");
+      await new Promise((r) => setTimeout(r, 200));
+      e.volatile.emit("vol", 1);
+      e.serverSideEmit("ping-servers", 1);
+      const viaAck = await e.serverSideEmitWithAck("ping-servers", 2);
+      const viaCb = await new Promise((r) => e.serverSideEmit("ping-servers", 3, (err, res) => r([err && err.message, res])));
+      const acks = await e.timeout(2000).emitWithAck("ask", 21);
+      e.socketsJoin("from-cron");
+      const joined = (await e.in("from-cron").fetchSockets()).length;
+      e.in("from-cron").socketsLeave("from-cron");
+      const left = (await e.in("from-cron").fetchSockets()).length;
+      return { viaAck: viaAck.sort(), viaCb: [viaCb[0], viaCb[1].sort()], acks, joined, left };
+    }`);
+    assert.deepEqual(result.ok, { viaAck: [3, 3], viaCb: [null, [4, 4]], acks: [42, 42], joined: 2, left: 0 });
+    assert.deepEqual(await Promise.all(vol), [[1], [1]]);
+    assert.deepEqual(await Promise.all([c.workerEvent(0, "ping-servers"), c.workerEvent(1, "ping-servers")]), [1, 1]);
+    assert.deepEqual(onlyOne.calls, [[], [["x"]]]);
+  });
+
   it("a short-lived process that emits and awaits close() at once loses nothing", T, async () => {
     const got = clients.map((s) => nextEvent(s, "one-shot"));
     const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (emitter) => { emitter.emit("one-shot", 42); return true; }`);
@@ -258,6 +286,35 @@ describe("cluster-wide room queries: allRooms() and roomSize()", () => {
   it("from another process too", T, async () => {
     const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (e) => ({ rooms: [...await e.allRooms()].sort(), b: await e.roomSize("b") })`);
     assert.deepEqual(r.ok, { rooms: ["a", "b"], b: 2 });
+  });
+});
+
+describe("an emitter whose hub goes away", () => {
+  it("fails fast with a clear error, never crashes the calling process", T, async () => {
+    const primary = spawn(process.execPath, ["-e", `require(${JSON.stringify(ROOT)}).setupPrimary(); console.log("up"); setTimeout(() => {}, 20000)`], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise((r) => primary.stdout.once("data", r));
+      const { createEmitter } = require(ROOT);
+      const emitter = createEmitter({ primaryPid: primary.pid });
+      assert.equal(await emitter.serverCount(), 0, "no worker serves anything yet");
+      assert.deepEqual(await emitter.fetchSockets(), []);
+      primary.kill("SIGKILL");
+      await new Promise((r) => primary.once("exit", r));
+      await waitFor(() => {
+        try {
+          emitter.emit("x", 1);
+          return false;
+        } catch (err) {
+          return /hub is unreachable/.test(err.message);
+        }
+      }, 5000, "emit() to fail with the hub gone");
+      await assert.rejects(emitter.fetchSockets(), /hub is unreachable/);
+      await emitter.close();
+    } finally {
+      primary.kill("SIGKILL");
+    }
   });
 });
 

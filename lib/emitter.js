@@ -75,7 +75,7 @@ class Emitter {
   }
 
   emit(ev, ...args) {
-    return this._op().emit(ev, ...args);
+    return emitBroadcast(this, EVERYONE, {}, ev, args);
   }
 
   emitWithAck(ev, ...args) {
@@ -232,34 +232,11 @@ class BroadcastOperator {
     return { rooms: this._rooms, except: this._except, flags: this._flags };
   }
 
-  _encode(ev, args, withAck) {
-    checkEvent(ev);
-    if (!withAck && typeof args[args.length - 1] === "function") {
-      throw new TypeError("socket.io-cluster-rs emitter: emit() takes no acknowledgement callback; use timeout(ms).emitWithAck()");
-    }
-    const packet = { type: EVENT, data: [ev, ...args], nsp: this._emitter._nsp };
-    try {
-      return this._emitter._encoder.encode(packet);
-    } catch (err) {
-      throw new TypeError(`socket.io-cluster-rs emitter: cannot encode the arguments of "${ev}": ${err.message}`);
-    }
-  }
 
   /** Sends the event to every matching client of every worker. Returns true. */
   emit(ev, ...args) {
-    const emitter = this._emitter;
-    const encoded = this._encode(ev, args, false);
-    const opts = this._target();
     const { timeout, ...flags } = this._flags;
-    // A single text part travels as its WebSocket frame, as a worker's
-    // broadcast does; the common targets then reuse a cached meta part.
-    const packetOpts = encoded.length === 1 && typeof encoded[0] === "string" ? { wsPreEncodedFrame: framesOf(encoded) } : {};
-    const parts = broadcastParts(opts, flags, encoded, packetOpts);
-    const link = emitter._link;
-    const header = flags.volatile || link.joinsPending > 0 ? null : emitter._headers.get(opts);
-    if (header === null) link.publish(emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
-    else link.publishWith(header, parts);
-    return true;
+    return emitBroadcast(this._emitter, this._target(), flags, ev, args);
   }
 
   /**
@@ -269,7 +246,7 @@ class BroadcastOperator {
    */
   emitWithAck(ev, ...args) {
     const emitter = this._emitter;
-    const encoded = this._encode(ev, args, true);
+    const encoded = encodeEvent(emitter, ev, args, true);
     const opts = this._target();
     const timeout = this._flags.timeout === undefined ? emitter._opts.requestsTimeout : this._flags.timeout;
     return new Promise((resolve, reject) => {
@@ -351,6 +328,37 @@ class BroadcastOperator {
       emitter._link.request(emitter._nsp, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), [pack(encodeOptions(opts))], tally);
     });
   }
+}
+
+// The targets of `emitter.emit()`: everyone, no flags (never modified).
+const EVERYONE = Object.freeze({ rooms: new Set(), except: new Set(), flags: Object.freeze({}) });
+
+/** The parser's output for event `ev` with `args`. */
+function encodeEvent(emitter, ev, args, withAck) {
+  checkEvent(ev);
+  if (!withAck && typeof args[args.length - 1] === "function") {
+    throw new TypeError("socket.io-cluster-rs emitter: emit() takes no acknowledgement callback; use timeout(ms).emitWithAck()");
+  }
+  const packet = { type: EVENT, data: [ev, ...args], nsp: emitter._nsp };
+  try {
+    return emitter._encoder.encode(packet);
+  } catch (err) {
+    throw new TypeError(`socket.io-cluster-rs emitter: cannot encode the arguments of "${ev}": ${err.message}`);
+  }
+}
+
+/** Sends a broadcast of `ev` to `opts`' targets; returns true. */
+function emitBroadcast(emitter, opts, flags, ev, args) {
+  const encoded = encodeEvent(emitter, ev, args, false);
+  // A single text part travels as its WebSocket frame, as a worker's
+  // broadcast does; the common targets then reuse a cached meta part.
+  const packetOpts = encoded.length === 1 && typeof encoded[0] === "string" ? { wsPreEncodedFrame: framesOf(encoded) } : {};
+  const parts = broadcastParts(opts, flags, encoded, packetOpts);
+  const link = emitter._link;
+  const header = flags.volatile || link.joinsPending > 0 ? null : emitter._headers.get(opts);
+  if (header === null) link.publish(emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
+  else link.publishWith(header, parts);
+  return true;
 }
 
 function checkEvent(ev) {
