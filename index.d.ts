@@ -74,7 +74,7 @@ export interface PrimaryOptions {
 }
 
 /** Options of an emitter; createAdapter()'s options apply too (`requestsTimeout`, `partialResults`, ...). */
-export interface EmitterOptions extends ClusterAdapterOptions {
+export interface EmitterOptions extends Partial<ClusterAdapterOptions> {
   /** The workers' Socket.IO `parser` (e.g. socket.io-msgpack-parser). Default: socket.io-parser. */
   parser?: { Encoder: new () => { encode(packet: unknown): unknown[] } };
 }
@@ -125,6 +125,10 @@ export interface Emitter extends EmitterBroadcastOperator {
   serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
   /** Number of workers serving this namespace (the emitter is not counted). */
   serverCount(): Promise<number>;
+  /** The rooms sockets joined in this namespace on every worker (each socket's own room left out). */
+  allRooms(): Promise<Set<Room>>;
+  /** How many sockets are in `room` on every worker. */
+  roomSize(room: Room): Promise<number>;
   stats(): AdapterStats;
   /**
    * Ends the emitter's connection to the hub (all its namespaces); resolves once everything emitted
@@ -153,6 +157,13 @@ export declare class NodeClusterAdapter extends Adapter {
   disconnectSockets(opts: BroadcastOptions, close: boolean): Promise<void>;
   fetchSockets(opts: BroadcastOptions): Promise<any[]>;
   serverSideEmit(packet: any[]): Promise<void>;
+  /**
+   * The rooms sockets joined in this namespace on every worker, each socket's own room left out
+   * (not in the stock adapter; rejects on the ipc transport).
+   */
+  allRooms(): Promise<Set<Room>>;
+  /** How many sockets are in `room` on every worker (not in the stock adapter; rejects on the ipc transport). */
+  roomSize(room: Room): Promise<number>;
 }
 
 /**

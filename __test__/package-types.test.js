@@ -29,13 +29,13 @@ test("CommonJS require and ESM named imports expose the same functions", () => {
     [
       "--input-type=module",
       "-e",
-      `import { createAdapter, setupPrimary, NodeClusterAdapter } from "socket.io-cluster-rs";
+      `import { createAdapter, setupPrimary, createEmitter, NodeClusterAdapter } from "socket.io-cluster-rs";
        import { createRequire } from "node:module";
        const cjs = createRequire(import.meta.url)(${JSON.stringify(root)});
-       console.log(JSON.stringify([createAdapter === cjs.createAdapter, setupPrimary === cjs.setupPrimary, NodeClusterAdapter === cjs.NodeClusterAdapter, typeof createAdapter()]));`,
+       console.log(JSON.stringify([createAdapter === cjs.createAdapter, setupPrimary === cjs.setupPrimary, createEmitter === cjs.createEmitter, NodeClusterAdapter === cjs.NodeClusterAdapter, typeof createAdapter()]));`,
     ],
     // From the package root, the name resolves to this package (self-reference through "exports").
     { encoding: "utf8", cwd: root },
   );
-  assert.deepEqual(JSON.parse(out), [true, true, true, "function"]);
+  assert.deepEqual(JSON.parse(out), [true, true, true, true, "function"]);
 });

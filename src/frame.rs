@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of this frame protocol. A hub and a link with different versions
 /// refuse each other at the handshake with a clear error.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Default upper bound of one frame body, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
