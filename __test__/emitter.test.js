@@ -235,6 +235,16 @@ describe("emitting from the primary and from another process", () => {
     await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.emit("again", 1));
     assert.deepEqual(await Promise.all(got), [[1], [1]]);
   });
+
+  it("disconnectSockets() from the primary and from another process, the last operations of this cluster", T, async () => {
+    const gone = clients.map((s) => nextEvent(s, "disconnect"));
+    await c.primaryExec(({ primaryHandle }, id) => primaryHandle.emitter.in(id).disconnectSockets(), clients[1].id);
+    assert.equal((await gone[1])[0], "io server disconnect");
+    const r = await inOtherProcess({ primaryPid: c.child.pid }, `async (e) => e.disconnectSockets(true)`);
+    assert.equal(r.ok, true);
+    assert.equal((await gone[0])[0], "io server disconnect");
+    assert.deepEqual(await c.execAll(({ io }) => io.of("/").sockets.size), [0, 0]);
+  });
 });
 
 describe("cluster-wide room queries: allRooms() and roomSize()", () => {
