@@ -65,6 +65,20 @@ export declare class Link {
    * a member in one of `spec.rooms`, when not empty) must answer.
    */
   request(spec: RequestSpec, parts: Array<Buffer>): boolean
+  /** `nsp` runs with connection state recovery in this worker. */
+  recovery(nsp: string, maxDisconnectionMs: number): boolean
+  /**
+   * A recoverable broadcast whose packet ends with `offset`: the hub logs
+   * it and delivers it to every worker serving `nsp`, this one included.
+   */
+  record(nsp: string, rooms: Array<string>, offset: string, parts: Array<Buffer>): boolean
+  /** Hands the hub the session of a socket that disconnected and may come back. */
+  sessionSave(nsp: string, pid: string, parts: Array<Buffer>): boolean
+  /**
+   * Asks the hub for session `pid` and the broadcasts after `offset`;
+   * answered by a RESTORED record with `req`.
+   */
+  restore(req: number, nsp: string, pid: string, offset: string): boolean
   /**
    * The largest payload part an answer (`respond()` with one or two
    * small parts) may carry and still fit in a frame both this worker and
@@ -147,6 +161,12 @@ export interface HubLimits {
   incomingLimit: number
   /** Milliseconds. */
   frameTimeout: number
+  /** Broadcasts kept per namespace for connection state recovery. */
+  recoveryMaxPackets?: number
+  /** Bytes of broadcasts kept per namespace. */
+  recoveryMaxBytes?: number
+  /** Sessions of disconnected sockets kept. */
+  recoveryMaxSessions?: number
 }
 
 /** `Hub.stats()`. */
@@ -172,6 +192,8 @@ export interface HubStatsJs {
   /** Bytes of frames still arriving, over all connections. */
   incomingBytes: number
   peers: Array<PeerStatsJs>
+  /** Connection state recovery's log and sessions. */
+  recovery: RecoveryStatsJs
 }
 
 /** Settings of a worker's connection to the hub. */
@@ -214,6 +236,19 @@ export declare function protocolVersion(): number
  * `rooms` are JSON room names, empty for every worker serving `nsp`.
  */
 export declare function publishHeader(nsp: string, kind: number, volatile: boolean, rooms: Array<string>): Buffer
+
+/** `Hub.stats().recovery` (see `recovery::RecoveryStats`). */
+export interface RecoveryStatsJs {
+  sessions: number
+  logEntries: number
+  logBytes: number
+  restored: number
+  refusedSession: number
+  refusedOffset: number
+  refusedTooLarge: number
+  logEvictions: number
+  sessionEvictions: number
+}
 
 /** What `Link.request()` asks for. */
 export interface RequestSpec {

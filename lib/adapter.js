@@ -26,6 +26,7 @@ const { broadcastParts, readMeta, targetRooms, PublishHeaders, toBuffers, fromBu
 const { holdLocal, closeLocalGroup } = require("./local-delivery");
 const requests = require("./requests");
 const internals = require("./socketio-internals");
+const { AdapterRecovery, recoveryOf, isRecoverable } = require("./recovery");
 
 let hubUnusableWarned = false;
 
@@ -80,6 +81,9 @@ class NodeClusterAdapter extends Adapter {
     this._onDeleteRoom = (room) => this._link.roomDel(this.nsp.name, room);
     this.on("create-room", this._onCreateRoom);
     this.on("delete-room", this._onDeleteRoom);
+    // Connection state recovery, when the server runs with it (lib/recovery.js).
+    const recovery = recoveryOf(nsp);
+    this._recovery = recovery ? new AdapterRecovery(this, recovery) : null;
   }
 
   /** Instances of either transport count as NodeClusterAdapter. */
@@ -117,6 +121,7 @@ class NodeClusterAdapter extends Adapter {
 
   broadcast(packet, opts) {
     const flags = opts.flags || {};
+    if (this._recovery && isRecoverable(packet, flags)) return this._recordBroadcast(packet, opts, flags);
     const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
     packet.nsp = this.nsp.name;
     const encoded = this._encode(packet, packetOpts);
@@ -143,6 +148,40 @@ class NodeClusterAdapter extends Adapter {
     // delivered remotely, and the caller must hear it. Local clients still get it.
     if (error && error.code === ErrorCode.FRAME_TOO_LARGE) throw error;
     return delivered;
+  }
+
+  /**
+   * A recoverable broadcast (connection state recovery): its packet ends
+   * with an offset, the hub logs it and sends it back to this worker too,
+   * which delivers it to its own clients then, in the hub's order.
+   */
+  _recordBroadcast(packet, opts, flags) {
+    const packetOpts = { preEncoded: true, volatile: false, compress: flags.compress };
+    packet.nsp = this.nsp.name;
+    const offset = this._recovery.nextOffset();
+    packet.data.push(offset);
+    const encoded = this._encode(packet, packetOpts);
+    try {
+      this._link.record(this.nsp.name, targetRooms(opts), offset, broadcastParts(opts, flags, encoded, packetOpts));
+      this._recovery.sent();
+    } catch (err) {
+      // Without the hub (or too large for it), this worker's clients still
+      // get it, unlogged: it cannot be recovered.
+      debug("[%s] cannot log broadcast %s: %s", this.uid, offset, err.message);
+      this._deliver(opts, encoded, packetOpts, () => packet);
+      if (err.code === ErrorCode.FRAME_TOO_LARGE) throw err;
+    }
+    return Promise.resolve();
+  }
+
+  // Connection state recovery: Socket.IO calls these (see lib/recovery.js).
+
+  persistSession(session) {
+    if (this._recovery) this._recovery.persist(session);
+  }
+
+  restoreSession(pid, offset) {
+    return this._recovery ? this._recovery.restore(pid, offset) : Promise.resolve(null);
   }
 
   _publishBroadcast(opts, volatile, parts) {
@@ -220,6 +259,10 @@ class NodeClusterAdapter extends Adapter {
         debug("[%s] error while publishing message: %s", this.uid, err.message);
       }
       await null;
+      // With recovery, this worker's broadcasts reach its clients through the
+      // hub: wait for those sent before this operation.
+      const settled = this._recovery && this._recovery.settled(this._opts.requestsTimeout);
+      if (settled) await settled;
     }
     apply();
   }
@@ -285,12 +328,15 @@ class NodeClusterAdapter extends Adapter {
   // ---- what other workers send ---------------------------------------------
 
   /** A published message from another worker. Called by the link. */
-  onClusterMessage(kind, payload) {
+  onClusterMessage(kind, payload, from) {
     const parts = splitParts(payload);
     if (kind !== Kind.BROADCAST) this.flushRemote();
     switch (kind) {
       case Kind.BROADCAST:
-        return this._onRemoteBroadcast(parts);
+        this._onRemoteBroadcast(parts);
+        // One of this worker's own recoverable broadcasts, back from the hub.
+        if (this._recovery && from === this._link.node) this._recovery.echoed();
+        return;
       case Kind.SOCKETS_LEAVE: {
         const m = unpack(parts[0]);
         return super.delSockets(decodeOptions(m.opts), m.rooms);

@@ -117,6 +117,7 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     }
     super(nsp, { heartbeatInterval: opts.heartbeatInterval, heartbeatTimeout: opts.heartbeatTimeout });
     this.transport = "ipc";
+    if (nsp.server && nsp.server.opts && nsp.server.opts.connectionStateRecovery) warnNoRecovery();
     this._requestsTimeout = opts.requestsTimeout;
     this._initialized = false;
     this._closed = false;
@@ -231,6 +232,17 @@ class IpcClusterAdapter extends ClusterAdapterWithHeartbeat {
     this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { requestId, packet } });
     return Promise.resolve();
   }
+}
+
+let noRecoveryWarned = false;
+
+/** Says once per process that the ipc transport cannot recover sessions across workers. */
+function warnNoRecovery() {
+  if (noRecoveryWarned) return;
+  noRecoveryWarned = true;
+  console.warn(
+    "socket.io-cluster-rs: connectionStateRecovery is enabled, but this worker uses the ipc transport (no hub of this package in its primary), which cannot recover sessions: clients that reconnect get a new session (socket.recovered === false)",
+  );
 }
 
 function noRoomQueries() {

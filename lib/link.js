@@ -37,6 +37,9 @@ class HubLink {
     this.emitters = 0;
     // socketsJoin() requests not yet applied by every receiver, see joinRooms().
     this.joinsPending = 0;
+    // Namespaces with connection state recovery → maxDisconnectionDuration
+    // (announced again on every new connection).
+    this.recoveries = new Map();
     // Set while closeWhenSent() waits for the connection to come up.
     this.whenSettled = null;
     this.pending = new PendingRequests();
@@ -95,6 +98,7 @@ class HubLink {
     const limits = { heartbeatTimeout, maxFrameSize, queueSoftLimit, queueHardLimit };
     const native = new binding.Link(this.path, limits, () => this.drain(native));
     this.native = native;
+    for (const [nsp, ms] of this.recoveries) native.recovery(nsp, ms);
     for (const [nsp, set] of this.adapters) {
       native.register(nsp);
       for (const adapter of set) for (const room of adapter.rooms.keys()) native.roomAdd(nsp, roomKey(room));
@@ -311,6 +315,58 @@ class HubLink {
     }
   }
 
+  // ---- connection state recovery (lib/recovery.js) --------------------------
+
+  /** `nsp` runs with recovery here: the hub logs its broadcasts and keeps its sessions. */
+  enableRecovery(nsp, maxDisconnectionDuration) {
+    const key = nspKey(nsp);
+    const ms = Math.min(Math.max(0, Math.ceil(maxDisconnectionDuration)), 0xffff_ffff);
+    this.recoveries.set(key, Math.max(ms, this.recoveries.get(key) || 0));
+    this.native.recovery(key, this.recoveries.get(key));
+    this.kick();
+  }
+
+  /** A recoverable broadcast whose packet ends with `offset`; the hub delivers it here too. */
+  record(nsp, rooms, offset, parts) {
+    this.assertUp();
+    if (this.joinsPending > 0) rooms = [];
+    this.countOut(parts);
+    this.unlessFull(() => sizeChecked(() => this.native.record(nspKey(nsp), rooms, offset, parts)));
+    this.kick();
+  }
+
+  /** Hands the hub a disconnected socket's session (dropped, not thrown, without a hub). */
+  saveSession(nsp, pid, parts) {
+    if (!this.up) return;
+    try {
+      this.native.sessionSave(nspKey(nsp), pid, parts);
+    } catch (err) {
+      debug("cannot save session %s: %s", pid, err.message);
+    }
+    this.kick();
+  }
+
+  /**
+   * Asks the hub for session `pid` of `nsp` and the broadcasts logged after
+   * `offset`; resolves with `{ outcome, payload }` (outcome 0: restored).
+   */
+  restore(nsp, pid, offset, timeoutMs) {
+    this.assertUp();
+    return new Promise((resolve, reject) => {
+      const { req, forget } = this.pending.open(timeoutMs, {
+        restored: (outcome, payload) => resolve({ outcome, payload }),
+        down: (reason) => reject(new Error(`socket.io-cluster-rs: cannot restore the session: ${reason}`)),
+      });
+      try {
+        this.native.restore(req, nspKey(nsp), pid, offset);
+        this.kick();
+      } catch (err) {
+        forget();
+        reject(err);
+      }
+    });
+  }
+
   /** Number of live workers serving `nsp`, this one included. */
   count(nsp) {
     if (!this.up) return Promise.resolve(1);
@@ -458,6 +514,11 @@ class HubLink {
 
   onCount(req, count) {
     this.pending.call(req, "count", count);
+  }
+
+  onRestored(req, outcome, payload) {
+    this.countIn(payload);
+    this.pending.call(req, "restored", outcome, payload);
   }
 
   onUp(node) {

@@ -78,6 +78,11 @@ const PRIMARY_DEFAULTS = Object.freeze({
   maxConnections: 1024,
   incomingLimit: 128 * 1024 * 1024,
   frameTimeout: 10_000,
+  // Connection state recovery (docs/recovery.md): broadcasts and bytes kept
+  // per namespace, sessions kept.
+  recoveryMaxPackets: 100_000,
+  recoveryMaxBytes: 64 * 1024 * 1024,
+  recoveryMaxSessions: 100_000,
 });
 
 /** Options of setupPrimary(): limits of the hub (bytes, connections, ms). */

@@ -7,7 +7,7 @@
 const BACKSTOP_MS = 2_000;
 const MAX_REQ = 0xffff_ffff;
 // Handler calls after which a request is over.
-const FINAL = ["done", "timedOut", "count", "down"];
+const FINAL = ["done", "timedOut", "count", "restored", "down"];
 
 class PendingRequests {
   constructor() {
@@ -21,10 +21,11 @@ class PendingRequests {
 
   /**
    * Registers `handler` (methods accepted(n), reply(from, payload, last),
-   * departed(node), done(), timedOut(missing, pids), count(n), down(reason),
-   * each optional) for a request the hub settles within `timeoutMs`. Returns
-   * the request's id and a function that forgets it; the request is
-   * forgotten too once a final call (done, timedOut, count, down) is made.
+   * departed(node), done(), timedOut(missing, pids), count(n),
+   * restored(outcome, payload), down(reason), each optional) for a request
+   * the hub settles within `timeoutMs`. Returns the request's id and a
+   * function that forgets it; the request is forgotten too once a final
+   * call (done, timedOut, count, restored, down) is made.
    */
   open(timeoutMs, handler) {
     const req = this.allocReq();

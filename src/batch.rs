@@ -118,6 +118,11 @@ pub const RECORDS: &[RecordLayout] = &[
         code: ev::TOO_LARGE,
         fields: &[("count", F64), ("limit", F64)],
     },
+    RecordLayout {
+        name: "RESTORED",
+        code: ev::RESTORED,
+        fields: &[("req", U32), ("outcome", U32), ("payload", Payload)],
+    },
 ];
 
 /// Record types (the `code`s of [`RECORDS`]).
@@ -134,6 +139,7 @@ pub mod ev {
     pub const COUNT: u8 = 10;
     pub const DROPPED: u8 = 11;
     pub const TOO_LARGE: u8 = 12;
+    pub const RESTORED: u8 = 13;
 }
 
 /// Bytes before a record's body: its type and its body length.
@@ -258,6 +264,11 @@ pub fn encode_frame(header: Header, payload: &[u8], out: &mut Vec<u8>) {
         Header::Dropped { volatile, overflow } => Record::start(out, ev::DROPPED)
             .f64(volatile as f64)
             .f64(overflow as f64)
+            .end(),
+        Header::Restored { req, outcome } => Record::start(out, ev::RESTORED)
+            .u32(req)
+            .u32(u32::from(outcome))
+            .bytes(payload)
             .end(),
         other => Record::start(out, ev::DOWN)
             .str(&format!("unexpected frame from the hub: {other:?}"))

@@ -159,6 +159,13 @@ pub fn sample_events() -> Vec<LinkEvent> {
             count: 2,
             limit: 65_536,
         },
+        frame(
+            Header::Restored {
+                req: 14,
+                outcome: 0,
+            },
+            b"restored payload",
+        ),
         LinkEvent::Down {
             reason: "the hub closed the connection".into(),
         },
@@ -260,6 +267,7 @@ mod tests {
             ["COUNT", {"req": 13, "count": 3}],
             ["DROPPED", {"volatile": 6.0, "overflow": 1_099_511_627_776_f64}],
             ["TOO_LARGE", {"count": 2.0, "limit": 65_536.0}],
+            ["RESTORED", {"req": 14, "outcome": 0, "payload": "restored payload"}],
             ["DOWN", {"reason": "the hub closed the connection"}],
         ]);
         assert_eq!(got, want);

@@ -16,6 +16,7 @@ use crate::frame::{self, encode, Header};
 use crate::hub::{self, HubEvent};
 use crate::link;
 use crate::paths;
+use crate::recovery::RecoveryLimits;
 use crate::router::Class;
 
 /// Version of the hub/link frame protocol.
@@ -171,6 +172,22 @@ pub struct HubStatsJs {
     /// Bytes of frames still arriving, over all connections.
     pub incoming_bytes: f64,
     pub peers: Vec<PeerStatsJs>,
+    /// Connection state recovery's log and sessions.
+    pub recovery: RecoveryStatsJs,
+}
+
+/// `Hub.stats().recovery` (see `recovery::RecoveryStats`).
+#[napi(object)]
+pub struct RecoveryStatsJs {
+    pub sessions: f64,
+    pub log_entries: f64,
+    pub log_bytes: f64,
+    pub restored: f64,
+    pub refused_session: f64,
+    pub refused_offset: f64,
+    pub refused_too_large: f64,
+    pub log_evictions: f64,
+    pub session_evictions: f64,
 }
 
 /// Limits of a hub (see `hub::HubOptions`).
@@ -183,6 +200,12 @@ pub struct HubLimits {
     pub incoming_limit: f64,
     /// Milliseconds.
     pub frame_timeout: u32,
+    /// Broadcasts kept per namespace for connection state recovery.
+    pub recovery_max_packets: Option<f64>,
+    /// Bytes of broadcasts kept per namespace.
+    pub recovery_max_bytes: Option<f64>,
+    /// Sessions of disconnected sockets kept.
+    pub recovery_max_sessions: Option<f64>,
 }
 
 /// The hub, running on its own thread in the cluster primary.
@@ -214,6 +237,15 @@ impl JsHub {
             max_connections: limits.max_connections as usize,
             incoming_limit: limits.incoming_limit as usize,
             frame_timeout: std::time::Duration::from_millis(u64::from(limits.frame_timeout)),
+            recovery: {
+                let d = RecoveryLimits::default();
+                let or = |v: Option<f64>, def: usize| v.map_or(def, |v| v as usize);
+                RecoveryLimits {
+                    max_packets: or(limits.recovery_max_packets, d.max_packets),
+                    max_bytes: or(limits.recovery_max_bytes, d.max_bytes),
+                    max_sessions: or(limits.recovery_max_sessions, d.max_sessions),
+                }
+            },
         };
         let log = match on_log {
             Some(f) => {
@@ -255,6 +287,17 @@ impl JsHub {
             pending_requests: s.pending_requests as u32,
             connections: s.connections as u32,
             incoming_bytes: s.incoming_bytes as f64,
+            recovery: RecoveryStatsJs {
+                sessions: s.recovery.sessions as f64,
+                log_entries: s.recovery.log_entries as f64,
+                log_bytes: s.recovery.log_bytes as f64,
+                restored: s.recovery.restored as f64,
+                refused_session: s.recovery.refused_session as f64,
+                refused_offset: s.recovery.refused_offset as f64,
+                refused_too_large: s.recovery.refused_too_large as f64,
+                log_evictions: s.recovery.log_evictions as f64,
+                session_evictions: s.recovery.session_evictions as f64,
+            },
             peers: s
                 .peers
                 .iter()
@@ -498,6 +541,62 @@ impl JsLink {
             rooms: spec.rooms,
         };
         self.send_parts(Class::Data, &header, &parts)
+    }
+
+    /// `nsp` runs with connection state recovery in this worker.
+    #[napi]
+    pub fn recovery(&self, nsp: String, max_disconnection_ms: u32) -> bool {
+        self.send_control(Header::Recovery {
+            nsp,
+            max_disconnection_ms,
+        })
+    }
+
+    /// A recoverable broadcast whose packet ends with `offset`: the hub logs
+    /// it and delivers it to every worker serving `nsp`, this one included.
+    #[napi]
+    pub fn record(
+        &self,
+        nsp: String,
+        rooms: Vec<String>,
+        offset: String,
+        parts: Vec<BufferSlice>,
+    ) -> Result<bool, ErrorCode> {
+        let header = Header::Record { nsp, rooms, offset };
+        self.send_parts(Class::Data, &header, &parts)
+    }
+
+    /// Hands the hub the session of a socket that disconnected and may come back.
+    #[napi]
+    pub fn session_save(
+        &self,
+        nsp: String,
+        pid: String,
+        parts: Vec<BufferSlice>,
+    ) -> Result<bool, ErrorCode> {
+        self.send_parts(Class::Control, &Header::SessionSave { nsp, pid }, &parts)
+    }
+
+    /// Asks the hub for session `pid` and the broadcasts after `offset`;
+    /// answered by a RESTORED record with `req`.
+    #[napi]
+    pub fn restore(
+        &self,
+        req: u32,
+        nsp: String,
+        pid: String,
+        offset: String,
+    ) -> Result<bool, ErrorCode> {
+        self.send_parts(
+            Class::Control,
+            &Header::Restore {
+                req,
+                nsp,
+                pid,
+                offset,
+            },
+            &[],
+        )
     }
 
     /// The largest payload part an answer (`respond()` with one or two

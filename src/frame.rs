@@ -71,6 +71,33 @@ pub enum Header {
     /// The worker has handled every IPC message the primary sent it up to
     /// its fence `seq` (see `Router::release_hold`).
     FenceAck { seq: u64 },
+    /// `nsp` runs with connection state recovery in this worker: the hub logs
+    /// its recoverable broadcasts and keeps its sessions for
+    /// `max_disconnection_ms` (see `recovery.rs`).
+    Recovery {
+        nsp: String,
+        max_disconnection_ms: u32,
+    },
+    /// A recoverable broadcast (the payload of a `Publish` of kind 3) whose
+    /// packet already ends with `offset`: logged, then sent to every worker
+    /// with `nsp` (and a member in one of `rooms`), the sender included, so
+    /// that every worker delivers it in the hub's order.
+    Record {
+        nsp: String,
+        rooms: Vec<String>,
+        offset: String,
+    },
+    /// A socket of `nsp` with private session id `pid` disconnected and may
+    /// come back: the payload (its id, rooms and data) is kept until then.
+    SessionSave { nsp: String, pid: String },
+    /// A client came back to this worker with session `pid` and the offset
+    /// of the last broadcast it got; answered by `Restored`.
+    Restore {
+        req: u32,
+        nsp: String,
+        pid: String,
+        offset: String,
+    },
 
     // ---- hub → worker ----
     /// Handshake accepted. `max_frame`: the largest frame body the hub
@@ -118,6 +145,10 @@ pub enum Header {
     /// since the last such report: `volatile` broadcasts past the soft limit,
     /// `overflow` frames of any other kind past the hard limit.
     Dropped { volatile: u64, overflow: u64 },
+    /// The answer to `Restore`: `outcome` 0 restored (payload: the session,
+    /// then every broadcast logged after the offset, as parts), otherwise a
+    /// `recovery::Refusal` code and no payload.
+    Restored { req: u32, outcome: u8 },
 }
 
 /// Errors of the codec. All of them mean "drop this connection".

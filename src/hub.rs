@@ -23,6 +23,7 @@ use crate::frame::{
 };
 use crate::log::{self, LogSink};
 use crate::paths;
+use crate::recovery::{RecoveryLimits, RecoveryStats};
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
 use crate::sock::{self, Reader};
 
@@ -79,6 +80,8 @@ pub struct HubOptions {
     /// How long a frame may take to arrive whole once its first byte has:
     /// a connection that holds a partial frame longer is dropped.
     pub frame_timeout: Duration,
+    /// Bounds of connection state recovery's log and sessions.
+    pub recovery: RecoveryLimits,
 }
 
 impl Default for HubOptions {
@@ -90,6 +93,7 @@ impl Default for HubOptions {
             max_connections: 1024,
             incoming_limit: 128 * 1024 * 1024,
             frame_timeout: Duration::from_secs(10),
+            recovery: RecoveryLimits::default(),
         }
     }
 }
@@ -320,6 +324,7 @@ const DROP_REPORT_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct HubStats {
     pub router: RouterStats,
+    pub recovery: RecoveryStats,
     pub peers: Vec<PeerInfo>,
     /// Per worker: node id, bytes waiting in its outbox, frames dropped for
     /// it (volatile, overflow) including drops not yet reported to it.
@@ -369,7 +374,8 @@ impl Hub {
         options.incoming_limit = options.incoming_limit.max(options.max_frame);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                router: Router::with_deferred_limit(options.queue_hard_limit),
+                router: Router::with_deferred_limit(options.queue_hard_limit)
+                    .with_recovery(options.recovery, options.max_frame),
                 outboxes: HashMap::new(),
                 next_node: 0,
             }),
@@ -431,6 +437,7 @@ impl Hub {
         let state = self.shared.lock();
         HubStats {
             router: state.router.stats(),
+            recovery: state.router.recovery_stats(),
             peers: state.router.peers(),
             queues: {
                 let mut q: Vec<QueueStats> = state

@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`frame`]: the wire codec (length-prefixed frames, msgpack header, opaque payload).
 //! - [`router`]: routing table, membership and request bookkeeping, free of I/O.
+//! - [`recovery`]: the broadcast log and session store of connection state recovery, free of I/O.
 //! - [`paths`]: the per-user socket directory and its security checks.
 //! - [`sock`]: Unix stream I/O on tokio without write-readiness wake-ups.
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod link;
 pub mod log;
 pub mod paths;
+pub mod recovery;
 pub mod router;
 pub mod sock;
 

@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::frame::{encode_out, Frame, Header, NodeId, OutFrame};
+use crate::recovery::{RecoveryLimits, RecoveryStats, RecoveryStore};
+
+/// The message kind of a broadcast (socket.io-adapter's `MessageType.BROADCAST`).
+const BROADCAST: u8 = 3;
 
 /// How long a hold may last: a primary that stays in one synchronous stretch
 /// longer than this after sending no longer delays the cluster's traffic.
@@ -186,6 +190,10 @@ pub struct Router {
     /// Frames that arrived during a hold (or behind frames that did), in order.
     parked: VecDeque<(NodeId, Frame)>,
     deferred_limit: usize,
+    /// Broadcast logs and sessions of the namespaces with recovery.
+    recovery: RecoveryStore,
+    /// The largest answer to a `Restore` (the hub's frame limit).
+    max_answer: usize,
 }
 
 impl Default for Router {
@@ -217,6 +225,10 @@ fn from_worker(header: &Header) -> bool {
             | Header::RoomAdd { .. }
             | Header::RoomDel { .. }
             | Header::FenceAck { .. }
+            | Header::Recovery { .. }
+            | Header::Record { .. }
+            | Header::SessionSave { .. }
+            | Header::Restore { .. }
     )
 }
 
@@ -238,7 +250,22 @@ impl Router {
             held_since: None,
             parked: VecDeque::new(),
             deferred_limit: limit,
+            recovery: RecoveryStore::new(RecoveryLimits::default()),
+            max_answer: crate::frame::DEFAULT_MAX_FRAME,
         }
+    }
+
+    /// Sets the bounds of connection state recovery, and the largest frame a
+    /// restore may answer with.
+    pub fn with_recovery(mut self, limits: RecoveryLimits, max_answer: usize) -> Self {
+        self.recovery = RecoveryStore::new(limits);
+        self.max_answer = max_answer;
+        self
+    }
+
+    /// Counters of connection state recovery.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.recovery.stats()
     }
 
     /// Registers a worker that completed the handshake.
@@ -384,43 +411,81 @@ impl Router {
                 } else {
                     Class::Data
                 };
-                let bytes = encode_out(
-                    &Header::Message {
-                        nsp: nsp.clone(),
-                        from,
-                        kind,
-                    },
+                self.fan_out(
+                    from,
+                    false,
+                    &nsp,
+                    kind,
+                    &rooms,
+                    class,
                     frame.payload,
+                    now,
+                    &mut out,
                 );
-                let targets: Vec<(NodeId, bool)> = self
-                    .peers
-                    .iter()
-                    .filter(|(n, _)| **n != from)
-                    .filter_map(|(n, p)| {
-                        if p.gated() {
-                            Some((*n, true))
-                        } else {
-                            p.wants(&nsp, &rooms).then_some((*n, false))
+            }
+            Header::Recovery {
+                nsp,
+                max_disconnection_ms,
+            } => {
+                let age = Duration::from_millis(u64::from(max_disconnection_ms));
+                self.recovery.enable(&nsp, age);
+            }
+            Header::Record { nsp, rooms, offset } => {
+                // Logged first, so that a client restored by any worker from
+                // now on gets it; then delivered to the sender too, so that
+                // every worker delivers in the order of the log.
+                self.recovery
+                    .record(&nsp, offset, frame.payload.clone(), now);
+                self.fan_out(
+                    from,
+                    true,
+                    &nsp,
+                    BROADCAST,
+                    &rooms,
+                    Class::Data,
+                    frame.payload,
+                    now,
+                    &mut out,
+                );
+            }
+            Header::SessionSave { nsp, pid } => {
+                self.recovery.save_session(&nsp, pid, frame.payload, now);
+            }
+            Header::Restore {
+                req,
+                nsp,
+                pid,
+                offset,
+            } => {
+                let answer = match self
+                    .recovery
+                    .restore(&nsp, &pid, &offset, now, self.max_answer)
+                {
+                    Ok((session, missed)) => {
+                        let mut parts: Vec<u8> = Vec::new();
+                        parts.extend_from_slice(&(1 + missed.len() as u32).to_le_bytes());
+                        for part in std::iter::once(&session).chain(&missed) {
+                            parts.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                            parts.extend_from_slice(part);
                         }
-                    })
-                    .collect();
-                for (to, gated) in targets {
-                    let o = Out {
-                        to,
-                        bytes: bytes.clone(),
-                        class,
-                    };
-                    if gated {
-                        let item = Deferred::Publish {
-                            nsp: nsp.clone(),
-                            rooms: rooms.clone(),
-                            out: o,
-                        };
-                        self.defer(to, item, now, &mut out);
-                    } else {
-                        out.push(o);
+                        Out {
+                            to: from,
+                            bytes: encode_out(
+                                &Header::Restored { req, outcome: 0 },
+                                Bytes::from(parts),
+                            ),
+                            class: Class::Control,
+                        }
                     }
-                }
+                    Err(refusal) => control(
+                        from,
+                        &Header::Restored {
+                            req,
+                            outcome: refusal as u8,
+                        },
+                    ),
+                };
+                self.send(answer, now, &mut out);
             }
             Header::Request {
                 req,
@@ -636,6 +701,7 @@ impl Router {
         for node in overdue {
             self.open_gate(node, now, &mut out);
         }
+        self.recovery.expire(now);
         self.count_out(&out);
         out
     }
@@ -700,6 +766,61 @@ impl Router {
     }
 
     /// Other live workers that serve `nsp`.
+    /// Sends a published message of `from` to every worker that serves
+    /// `nsp` (and has a member in one of `rooms`), `from` itself only when
+    /// `to_sender`; workers behind a fence get it (or not) once released.
+    #[allow(clippy::too_many_arguments)]
+    fn fan_out(
+        &mut self,
+        from: NodeId,
+        to_sender: bool,
+        nsp: &str,
+        kind: u8,
+        rooms: &[String],
+        class: Class,
+        payload: Bytes,
+        now: Instant,
+        out: &mut Vec<Out>,
+    ) {
+        let bytes = encode_out(
+            &Header::Message {
+                nsp: nsp.to_owned(),
+                from,
+                kind,
+            },
+            payload,
+        );
+        let targets: Vec<(NodeId, bool)> = self
+            .peers
+            .iter()
+            .filter(|(n, _)| to_sender || **n != from)
+            .filter_map(|(n, p)| {
+                if p.gated() {
+                    Some((*n, true))
+                } else {
+                    p.wants(nsp, rooms).then_some((*n, false))
+                }
+            })
+            .collect();
+        for (to, gated) in targets {
+            let o = Out {
+                to,
+                bytes: bytes.clone(),
+                class,
+            };
+            if gated {
+                let item = Deferred::Publish {
+                    nsp: nsp.to_owned(),
+                    rooms: rooms.to_vec(),
+                    out: o,
+                };
+                self.defer(to, item, now, out);
+            } else {
+                out.push(o);
+            }
+        }
+    }
+
     fn members(&self, nsp: &str, except: NodeId) -> Vec<NodeId> {
         self.peers
             .iter()

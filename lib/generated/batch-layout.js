@@ -6,7 +6,7 @@
 // Strings are [u32 length][utf8], lists [u32 count][u32 ...], a payload is the rest.
 module.exports = Object.freeze({
   RECORD_HEADER: 5,
-  LAYOUT_DIGEST: 3174410843,
+  LAYOUT_DIGEST: 651952928,
   // UP: node U32
   UP: 1,
   UP_NODE: 0,
@@ -59,6 +59,11 @@ module.exports = Object.freeze({
   TOO_LARGE: 12,
   TOO_LARGE_COUNT: 0,
   TOO_LARGE_LIMIT: 8,
+  // RESTORED: req U32, outcome U32, payload Payload
+  RESTORED: 13,
+  RESTORED_REQ: 0,
+  RESTORED_OUTCOME: 4,
+  RESTORED_PAYLOAD: 8,
   RECORDS: Object.freeze([
     { name: "UP", code: 1, fields: [["node", "U32"]] },
     { name: "DOWN", code: 2, fields: [["reason", "Str"]] },
@@ -72,5 +77,6 @@ module.exports = Object.freeze({
     { name: "COUNT", code: 10, fields: [["req", "U32"], ["count", "U32"]] },
     { name: "DROPPED", code: 11, fields: [["volatile", "F64"], ["overflow", "F64"]] },
     { name: "TOO_LARGE", code: 12, fields: [["count", "F64"], ["limit", "F64"]] },
+    { name: "RESTORED", code: 13, fields: [["req", "U32"], ["outcome", "U32"], ["payload", "Payload"]] },
   ]),
 });

@@ -1,0 +1,197 @@
+"use strict";
+// Connection state recovery across workers: real clusters with
+// `connectionStateRecovery` on, real clients whose TCP connection is cut
+// (the WebSocket's socket destroyed, not a polite engine.close()), coming
+// back to the same worker or to another one.
+
+const { describe, it, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { io: ioc } = require("socket.io-client");
+const { startCluster, nextEvent, sleep, waitFor } = require("./helpers/cluster");
+
+const T = { timeout: 30_000 };
+// Every client made here, closed at the end whatever happened (a client that
+// reconnects would otherwise keep this process alive).
+const clients = [];
+after(() => clients.forEach((s) => s.close()));
+const RECOVERY = { connectionStateRecovery: { maxDisconnectionDuration: 3000, skipMiddlewares: true } };
+
+/** A client of worker `i` that records the first argument of every "m" event. */
+async function client(c, i) {
+  const socket = ioc(url(c, i), { transports: ["websocket"], forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 50 });
+  clients.push(socket);
+  socket.got = [];
+  socket.on("m", (value) => socket.got.push(value));
+  await nextEvent(socket, "connect", 5000);
+  return socket;
+}
+
+function url(c, i) {
+  return `http://127.0.0.1:${c.workers[i].port}`;
+}
+
+/**
+ * Cuts the client's TCP connection under its WebSocket, as a network failure
+ * would, and points its reconnection at worker `to` (as a load balancer may
+ * send it anywhere). Resolves once worker `from` has noticed the cut; the
+ * client reconnects by itself after `delay` ms, with socket.io-client's own
+ * session id and offset.
+ */
+async function cut(c, from, socket, to, delay = 50) {
+  const id = socket.id;
+  socket.io.uri = url(c, to);
+  socket.io.reconnectionDelay(delay).reconnectionDelayMax(delay);
+  socket.io.engine.transport.ws._socket.destroy();
+  await waitFor(async () => !(await c.exec(from, ({ io }, sid) => io.of("/").sockets.has(sid), id)), 5000, "the server to notice the cut");
+}
+
+/** Resolves once `socket` is connected again. */
+function reconnected(socket, timeout = 5000) {
+  return socket.connected ? Promise.resolve() : nextEvent(socket, "connect", timeout);
+}
+
+describe("connection state recovery across workers", () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2, serverOpts: RECOVERY });
+  });
+  after(() => c && c.close());
+
+  for (const [from, to, name] of [
+    [0, 0, "the same worker"],
+    [0, 1, "another worker"],
+  ]) {
+    it(`a client that comes back to ${name} gets its id, rooms, data and every missed packet once, in order`, T, async () => {
+      const a = await client(c, from);
+      const witness = await client(c, to === from ? 1 - from : to);
+      await c.exec(from, ({ socketOf }, id) => {
+        const s = socketOf(id);
+        s.join("news");
+        s.data = { name: "alice", bytes: Buffer.from([1, 2]) };
+      }, a.id);
+      await c.exec(from, ({ io }) => io.emit("m", "before"));
+      await waitFor(() => a.got.includes("before") && witness.got.includes("before"), 3000, "the first message");
+      assert.equal(typeof a._lastOffset, "string", "the client keeps the offset of the last packet");
+      const id = a.id;
+      await cut(c, from, a, to, 500);
+      a.got.length = 0;
+      witness.got.length = 0;
+      // Missed: broadcasts from both workers, to everyone and to the room, binary included.
+      await c.exec(0, ({ io }) => io.emit("m", "w0-1"));
+      await c.exec(1, ({ io }) => io.to("news").emit("m", "w1-news"));
+      await c.exec(1, ({ io }) => io.emit("m", "w1-2"));
+      await c.exec(0, ({ io }) => io.emit("m", Buffer.from("bin")));
+      await c.exec(0, ({ io }) => io.to("elsewhere").emit("m", "not for a"));
+      await waitFor(() => witness.got.length === 3, 3000, "the witness to get what it should");
+
+      await reconnected(a);
+      const back = a;
+      await waitFor(() => back.got.length >= 4, 3000, "the missed packets");
+      await sleep(100);
+      assert.equal(back.recovered, true);
+      assert.equal(back.id, id);
+      const norm = (list) => list.map((v) => (Buffer.isBuffer(v) || v instanceof ArrayBuffer ? `buf:${Buffer.from(v)}` : v));
+      assert.deepEqual(norm(back.got), ["w0-1", "w1-news", "w1-2", "buf:bin"]);
+      // The witness (not in "news") saw the rest in the same order.
+      assert.deepEqual(norm(witness.got), ["w0-1", "w1-2", "buf:bin"]);
+      const restored = await c.exec(to, ({ socketOf }, id) => {
+        const s = socketOf(id);
+        return { rooms: [...s.rooms].sort(), data: s.data };
+      }, id);
+      assert.deepEqual(restored.rooms, [id, "news"].sort());
+      assert.equal(restored.data.name, "alice");
+      assert.deepEqual([...Buffer.from(restored.data.bytes)], [1, 2]);
+
+      // It keeps receiving room broadcasts from every worker, and recovers again after a second cut.
+      await c.exec(from === 0 ? 1 : 0, ({ io }) => io.to("news").emit("m", "after"));
+      await waitFor(() => back.got.includes("after"), 3000, "a room broadcast after recovery");
+      await cut(c, to, back, from, 300);
+      await c.exec(0, ({ io }) => io.emit("m", "second gap"));
+      await reconnected(back);
+      await waitFor(() => back.got.includes("second gap"), 3000, "the packet of the second gap");
+      assert.equal(back.recovered, true);
+      assert.equal(back.id, id);
+      assert.equal(back.got.filter((v) => v === "second gap").length, 1, "once");
+      for (const s of [witness, back]) s.close();
+    });
+  }
+
+  it("a private socket.emit() missed while away is replayed", T, async () => {
+    const a = await client(c, 0);
+    await c.exec(0, ({ socketOf }, id) => socketOf(id).emit("m", "first"), a.id);
+    await waitFor(() => a.got.includes("first"), 3000, "the first private message");
+    const id = a.id;
+    await cut(c, 0, a, 1, 300);
+    a.got.length = 0;
+    await c.exec(0, ({ io }, sid) => io.to(sid).emit("m", "private while away"), id);
+    await reconnected(a);
+    await waitFor(() => a.got.length >= 1, 3000, "the private message");
+    assert.equal(a.recovered, true);
+    assert.deepEqual(a.got, ["private while away"]);
+    a.close();
+  });
+
+  it("past maxDisconnectionDuration the client gets a new session", { timeout: 30_000 }, async () => {
+    const a = await client(c, 0);
+    await c.exec(0, ({ io }) => io.emit("m", "x"));
+    await waitFor(() => a.got.length === 1, 3000, "a message");
+    const id = a.id;
+    await cut(c, 0, a, 1, 3500);
+    await reconnected(a, 8000);
+    assert.equal(a.recovered, false);
+    assert.notEqual(a.id, id);
+    a.close();
+  });
+
+  it("the hub counts what it holds and what it restored or refused", T, async () => {
+    const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
+    assert.ok(stats.restored >= 5, `restored ${stats.restored}`);
+    assert.ok(stats.refusedSession >= 1, "the expired session was refused");
+    // Past maxDisconnectionDuration (the test before waited that long) broadcasts age out.
+    assert.ok(stats.logEvictions > 0, "aged-out broadcasts are counted");
+    assert.equal(stats.logEntries, 0);
+    assert.equal(stats.logBytes, 0);
+  });
+});
+
+describe("connection state recovery: bounds", () => {
+  it("a client whose offset fell out of the bounded log gets a new session, never a partial replay", T, async () => {
+    const c = await startCluster({ workers: 2, serverOpts: RECOVERY, primaryOpts: { recoveryMaxPackets: 5 } });
+    try {
+      const a = await client(c, 0);
+      await c.exec(0, ({ io }) => io.emit("m", "seen"));
+      await waitFor(() => a.got.length === 1, 3000, "a message");
+      await cut(c, 0, a, 1, 500);
+      a.got.length = 0;
+      await c.exec(1, ({ io }) => {
+        for (let i = 0; i < 10; i++) io.emit("m", i);
+      });
+      await reconnected(a);
+      await sleep(100);
+      assert.equal(a.recovered, false);
+      assert.deepEqual(a.got, []);
+      const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
+      assert.equal(stats.logEntries, 5);
+      assert.ok(stats.logEvictions >= 6);
+      assert.equal(stats.refusedOffset, 1);
+      a.close();
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("without connectionStateRecovery nothing is logged", T, async () => {
+    const c = await startCluster({ workers: 2 });
+    try {
+      const a = await client(c, 1);
+      await c.exec(0, ({ io }) => io.emit("m", "plain"));
+      await waitFor(() => a.got.length === 1, 3000, "a message");
+      assert.deepEqual(a.got, ["plain"]);
+      const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
+      assert.deepEqual([stats.logEntries, stats.sessions], [0, 0]);
+      a.close();
+    } finally {
+      await c.close();
+    }
+  });
+});

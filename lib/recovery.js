@@ -1,0 +1,138 @@
+"use strict";
+// Connection state recovery across workers (docs/recovery.md), the worker's
+// side. The hub (src/recovery.rs) logs every recoverable broadcast of a
+// namespace in one order and delivers it to every worker, the emitting one
+// included, so that every worker, and every replay, agrees on that order.
+// Here: offsets for recoverable broadcasts, the session handed to the hub at
+// a recoverable disconnect, and restoring one from the hub on any worker.
+
+const debug = require("./debug").logger("recovery");
+const { pack, unpack, splitParts } = require("./codec");
+const { readMeta } = require("./broadcast-wire");
+const { encodedOf } = require("./frames");
+const internals = require("./socketio-internals");
+
+/** What the hub answers to a restore (`recovery::Refusal` in Rust). */
+const Outcome = Object.freeze({ RESTORED: 0, NO_SESSION: 1, OFFSET_GONE: 2, TOO_LARGE: 3 });
+const REFUSALS = {
+  [Outcome.NO_SESSION]: "no such session (never saved, expired, or restored already)",
+  [Outcome.OFFSET_GONE]: "its offset is no longer in the hub's log",
+  [Outcome.TOO_LARGE]: "what it missed does not fit in a frame (maxFrameSize)",
+};
+
+/** The namespace's `connectionStateRecovery` options (Socket.IO ≥ 4.6), or null. */
+function recoveryOf(nsp) {
+  const opts = nsp && nsp.server && nsp.server.opts;
+  return (opts && opts.connectionStateRecovery) || null;
+}
+
+/**
+ * True for a packet Socket.IO's own store keeps: an event without an
+ * acknowledgement, not volatile. Local broadcasts stay local (not logged).
+ */
+function isRecoverable(packet, flags) {
+  return packet.type === 2 && packet.id === undefined && !flags.volatile && !flags.local;
+}
+
+/**
+ * One adapter's part of recovery: offsets, and the order of its own
+ * broadcasts, which reach its clients only through the hub.
+ */
+class AdapterRecovery {
+  constructor(adapter, opts) {
+    this.adapter = adapter;
+    this.maxDisconnectionDuration = opts.maxDisconnectionDuration;
+    // Offsets are unique across workers and restarts: the adapter's random
+    // uid, then a counter.
+    this.prefix = adapter.uid;
+    this.seq = 0;
+    // Own broadcasts sent to the hub and not back yet, and who waits for them.
+    this.inFlight = 0;
+    this.waiters = [];
+    adapter._link.enableRecovery(adapter.nsp.name, this.maxDisconnectionDuration);
+  }
+
+  nextOffset() {
+    this.seq++;
+    return this.prefix + this.seq.toString(36);
+  }
+
+  sent() {
+    this.inFlight++;
+  }
+
+  /** One of this worker's broadcasts came back from the hub (and was delivered). */
+  echoed() {
+    if (this.inFlight > 0) this.inFlight--;
+    if (this.inFlight === 0) this.release();
+  }
+
+  release() {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Resolves once this adapter's broadcasts sent so far have come back and
+   * reached its clients, so a room operation applied locally keeps its
+   * place behind them. Bounded by `requestsTimeout` (a lost hub never
+   * sends them back).
+   */
+  settled(timeoutMs) {
+    if (this.inFlight === 0) return null;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.inFlight = 0;
+        this.release();
+      }, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Socket.IO calls this on a recoverable disconnect: the hub keeps the session. */
+  persist(session) {
+    const { sid, pid, rooms, data } = session;
+    this.adapter._link.saveSession(this.adapter.nsp.name, pid, [pack({ sid, rooms, data })]);
+  }
+
+  /**
+   * Socket.IO calls this when a client comes back with `pid` and `offset`:
+   * the session and every packet it missed, in the hub's order, or null
+   * (the client then gets a new session).
+   */
+  async restore(pid, offset) {
+    const adapter = this.adapter;
+    const { outcome, payload } = await adapter._link.restore(adapter.nsp.name, pid, offset, adapter._opts.requestsTimeout);
+    if (outcome !== Outcome.RESTORED) {
+      debug("session %s not restored: %s", pid, REFUSALS[outcome] || `outcome ${outcome}`);
+      return null;
+    }
+    // Each part is a payload as it was sent: the session's, then the broadcasts'.
+    const [sessionPayload, ...entries] = splitParts(payload);
+    const session = unpack(splitParts(sessionPayload)[0]);
+    const rooms = session.rooms;
+    const missedPackets = [];
+    for (const entry of entries) {
+      const [meta, ...frames] = splitParts(entry);
+      const { opts, kinds } = readMeta(meta);
+      if (!reaches(rooms, opts)) continue;
+      const packet = internals.decodePacket(adapter.nsp.server, encodedOf(frames, kinds));
+      missedPackets.push(packet.data);
+    }
+    debug("session %s restored with %d missed packet(s)", pid, missedPackets.length);
+    return { sid: session.sid, pid, rooms, data: session.data, missedPackets };
+  }
+}
+
+/** Whether a broadcast to `opts` reached a socket in `rooms` (as Socket.IO's own store decides). */
+function reaches(rooms, opts) {
+  const included = opts.rooms.size === 0 || rooms.some((r) => opts.rooms.has(r));
+  const excluded = opts.except && rooms.some((r) => opts.except.has(r));
+  return included && !excluded;
+}
+
+module.exports = { AdapterRecovery, recoveryOf, isRecoverable, Outcome };
