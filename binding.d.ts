@@ -75,6 +75,13 @@ export declare class Link {
   /** Hands the hub the session of a socket that disconnected and may come back. */
   sessionSave(nsp: string, pid: string, parts: Array<Buffer>): boolean
   /**
+   * The state of a connected socket (sent when it connects and when its
+   * rooms change), kept by the hub as a session if this worker dies.
+   */
+  sessionSync(nsp: string, pid: string, parts: Array<Buffer>): boolean
+  /** A connected socket is gone for good (not recoverable). */
+  sessionEnd(nsp: string, pid: string): boolean
+  /**
    * Asks the hub for session `pid` and the broadcasts after `offset`;
    * answered by a RESTORED record with `req`.
    */
@@ -248,6 +255,8 @@ export interface RecoveryStatsJs {
   refusedTooLarge: number
   logEvictions: number
   sessionEvictions: number
+  liveSessions: number
+  orphaned: number
 }
 
 /** What `Link.request()` asks for. */

@@ -40,7 +40,7 @@ function url(c, i) {
 async function cut(c, from, socket, to, delay = 50) {
   const id = socket.id;
   socket.io.uri = url(c, to);
-  socket.io.reconnectionDelay(delay).reconnectionDelayMax(delay);
+  socket.io.reconnectionDelay(delay).reconnectionDelayMax(delay).randomizationFactor(0);
   socket.io.engine.transport.ws._socket.destroy();
   await waitFor(async () => !(await c.exec(from, ({ io }, sid) => io.of("/").sockets.has(sid), id)), 5000, "the server to notice the cut");
 }
@@ -128,6 +128,34 @@ describe("connection state recovery across workers", () => {
     await waitFor(() => a.got.length >= 1, 3000, "the private message");
     assert.equal(a.recovered, true);
     assert.deepEqual(a.got, ["private while away"]);
+    a.close();
+  });
+
+  it("a client of a worker that was SIGKILLed recovers on another worker, rooms and data as last synced", T, async () => {
+    const index = await c.fork();
+    const a = await client(c, index);
+    const id = a.id;
+    await c.exec(index, ({ socketOf }, sid) => {
+      socketOf(sid).data = { name: "bob" };
+      socketOf(sid).join("crew"); // a room change syncs the state to the hub
+    }, id);
+    await c.exec(0, ({ io }) => io.to("crew").emit("m", "hello crew"));
+    await waitFor(() => a.got.includes("hello crew"), 3000, "a room message");
+    a.got.length = 0;
+    a.io.uri = url(c, 1);
+    a.io.reconnectionDelay(500).reconnectionDelayMax(500).randomizationFactor(0);
+    await c.kill(index);
+    await c.exec(0, ({ io }) => io.to("crew").emit("m", "while the worker was dead"));
+    await c.exec(1, ({ io }) => io.emit("m", "to everyone"));
+    await reconnected(a);
+    await waitFor(() => a.got.length >= 2, 3000, "the missed packets");
+    assert.equal(a.recovered, true);
+    assert.equal(a.id, id);
+    assert.deepEqual(a.got, ["while the worker was dead", "to everyone"]);
+    const restored = await c.exec(1, ({ socketOf }, sid) => ({ rooms: [...socketOf(sid).rooms].sort(), data: socketOf(sid).data }), id);
+    assert.deepEqual(restored, { rooms: ["crew", id].sort(), data: { name: "bob" } });
+    const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
+    assert.ok(stats.orphaned >= 1, "counted as orphaned");
     a.close();
   });
 

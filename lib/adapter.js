@@ -180,6 +180,11 @@ class NodeClusterAdapter extends Adapter {
     if (this._recovery) this._recovery.persist(session);
   }
 
+  delAll(id) {
+    if (this._recovery) this._recovery.gone(id);
+    super.delAll(id);
+  }
+
   restoreSession(pid, offset) {
     return this._recovery ? this._recovery.restore(pid, offset) : Promise.resolve(null);
   }

@@ -346,6 +346,24 @@ class HubLink {
     this.kick();
   }
 
+  /** The state of a connected socket, kept by the hub as a session if this worker dies. */
+  syncSession(nsp, pid, parts) {
+    if (!this.up) return;
+    try {
+      this.native.sessionSync(nspKey(nsp), pid, parts);
+    } catch (err) {
+      debug("cannot sync session %s: %s", pid, err.message);
+    }
+    this.kick();
+  }
+
+  /** A connected socket is gone for good. */
+  endSession(nsp, pid) {
+    if (!this.up) return;
+    this.native.sessionEnd(nspKey(nsp), pid);
+    this.kick();
+  }
+
   /**
    * Asks the hub for session `pid` of `nsp` and the broadcasts logged after
    * `offset`; resolves with `{ outcome, payload }` (outcome 0: restored).

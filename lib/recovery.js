@@ -7,7 +7,7 @@
 // a recoverable disconnect, and restoring one from the hub on any worker.
 
 const debug = require("./debug").logger("recovery");
-const { pack, unpack, splitParts } = require("./codec");
+const { packLenient, unpack, splitParts } = require("./codec");
 const { readMeta } = require("./broadcast-wire");
 const { encodedOf } = require("./frames");
 const internals = require("./socketio-internals");
@@ -49,7 +49,47 @@ class AdapterRecovery {
     // Own broadcasts sent to the hub and not back yet, and who waits for them.
     this.inFlight = 0;
     this.waiters = [];
+    // The hub holds the state of every connected socket, so that a socket
+    // of a worker that dies can be restored elsewhere: synced when it
+    // connects and when its rooms change (coalesced per tick).
+    this.pids = new Map(); // socket id → private session id, once synced
+    this.dirty = new Set();
+    this.persisted = new Set(); // pids saved by persist(), about to be cleaned up
+    this.flushScheduled = false;
+    const touch = (room, id) => this.touch(id);
+    adapter.on("join-room", touch);
+    adapter.on("leave-room", touch);
     adapter._link.enableRecovery(adapter.nsp.name, this.maxDisconnectionDuration);
+  }
+
+  touch(id) {
+    this.dirty.add(id);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => this.sync());
+  }
+
+  /** Sends the hub the state of the sockets whose rooms changed. */
+  sync() {
+    this.flushScheduled = false;
+    const { adapter } = this;
+    for (const id of this.dirty) {
+      const socket = adapter.nsp.sockets.get(id);
+      if (!socket || !socket.pid) continue;
+      this.pids.set(id, socket.pid);
+      const state = packLenient({ sid: id, rooms: [...socket.rooms], data: socket.data });
+      adapter._link.syncSession(adapter.nsp.name, socket.pid, [state]);
+    }
+    this.dirty.clear();
+  }
+
+  /** Socket `id` is cleaned up (every disconnect): unless persisted, its session ends. */
+  gone(id) {
+    const pid = this.pids.get(id);
+    if (pid === undefined) return;
+    this.pids.delete(id);
+    if (this.persisted.delete(pid)) return;
+    this.adapter._link.endSession(this.adapter.nsp.name, pid);
   }
 
   nextOffset() {
@@ -96,7 +136,9 @@ class AdapterRecovery {
   /** Socket.IO calls this on a recoverable disconnect: the hub keeps the session. */
   persist(session) {
     const { sid, pid, rooms, data } = session;
-    this.adapter._link.saveSession(this.adapter.nsp.name, pid, [pack({ sid, rooms, data })]);
+    // gone(sid) follows at once: it must not end what is saved here.
+    if (this.pids.get(sid) === pid) this.persisted.add(pid);
+    this.adapter._link.saveSession(this.adapter.nsp.name, pid, [packLenient({ sid, rooms, data })]);
   }
 
   /**

@@ -188,6 +188,8 @@ pub struct RecoveryStatsJs {
     pub refused_too_large: f64,
     pub log_evictions: f64,
     pub session_evictions: f64,
+    pub live_sessions: f64,
+    pub orphaned: f64,
 }
 
 /// Limits of a hub (see `hub::HubOptions`).
@@ -297,6 +299,8 @@ impl JsHub {
                 refused_too_large: s.recovery.refused_too_large as f64,
                 log_evictions: s.recovery.log_evictions as f64,
                 session_evictions: s.recovery.session_evictions as f64,
+                live_sessions: s.recovery.live_sessions as f64,
+                orphaned: s.recovery.orphaned as f64,
             },
             peers: s
                 .peers
@@ -575,6 +579,24 @@ impl JsLink {
         parts: Vec<BufferSlice>,
     ) -> Result<bool, ErrorCode> {
         self.send_parts(Class::Control, &Header::SessionSave { nsp, pid }, &parts)
+    }
+
+    /// The state of a connected socket (sent when it connects and when its
+    /// rooms change), kept by the hub as a session if this worker dies.
+    #[napi]
+    pub fn session_sync(
+        &self,
+        nsp: String,
+        pid: String,
+        parts: Vec<BufferSlice>,
+    ) -> Result<bool, ErrorCode> {
+        self.send_parts(Class::Control, &Header::SessionSync { nsp, pid }, &parts)
+    }
+
+    /// A connected socket is gone for good (not recoverable).
+    #[napi]
+    pub fn session_end(&self, nsp: String, pid: String) -> bool {
+        self.send_control(Header::SessionEnd { nsp, pid })
     }
 
     /// Asks the hub for session `pid` and the broadcasts after `offset`;

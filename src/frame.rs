@@ -90,6 +90,13 @@ pub enum Header {
     /// A socket of `nsp` with private session id `pid` disconnected and may
     /// come back: the payload (its id, rooms and data) is kept until then.
     SessionSave { nsp: String, pid: String },
+    /// The state of a connected socket of `nsp` (payload as for
+    /// `SessionSave`), sent when it connects and when its rooms change: if
+    /// its worker dies, the hub keeps it as a saved session.
+    SessionSync { nsp: String, pid: String },
+    /// A connected socket of `nsp` is gone for good (a disconnect Socket.IO
+    /// does not recover): the hub forgets its state.
+    SessionEnd { nsp: String, pid: String },
     /// A client came back to this worker with session `pid` and the offset
     /// of the last broadcast it got; answered by `Restored`.
     Restore {

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::frame::NodeId;
+
 /// Bounds of the store (`setupPrimary()` options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryLimits {
@@ -55,6 +57,11 @@ pub struct RecoveryStats {
     pub log_evictions: u64,
     /// Sessions dropped unrestored (expired, or the oldest past `max_sessions`).
     pub session_evictions: u64,
+    /// Connected sockets whose state the hub holds (kept as sessions if
+    /// their worker dies).
+    pub live_sessions: u64,
+    /// Sessions saved because their worker died with the socket connected.
+    pub orphaned: u64,
 }
 
 /// Why a restore was refused; the client then gets a new session.
@@ -111,6 +118,9 @@ pub struct RecoveryStore {
     /// Sessions in the order they were saved, for oldest-first eviction
     /// (entries whose session is gone or newer are skipped).
     session_order: VecDeque<((String, String), Instant)>,
+    /// (namespace, private session id) → the worker that has the socket, and
+    /// its state as last synced.
+    live: HashMap<(String, String), (NodeId, Bytes)>,
     stats: RecoveryStats,
 }
 
@@ -174,6 +184,7 @@ impl RecoveryStore {
             return;
         };
         let key = (nsp.to_owned(), pid);
+        self.live.remove(&key);
         self.session_order.push_back((key.clone(), now));
         self.sessions.insert(
             key,
@@ -193,6 +204,43 @@ impl RecoveryStore {
             }
         }
         self.expire(now);
+    }
+
+    /// The state of a connected socket, as of now (see `Header::SessionSync`).
+    /// Past `max_sessions` connected sockets, new ones are not held (counted
+    /// as evictions): their sessions would not survive their worker's death.
+    pub fn sync_session(&mut self, nsp: &str, pid: String, node: NodeId, payload: Bytes) {
+        if !self.logs.contains_key(nsp) {
+            return;
+        }
+        let key = (nsp.to_owned(), pid);
+        if !self.live.contains_key(&key) && self.live.len() >= self.limits.max_sessions {
+            self.stats.session_evictions += 1;
+            return;
+        }
+        self.live.insert(key, (node, payload));
+    }
+
+    /// A connected socket is gone for good.
+    pub fn end_session(&mut self, nsp: &str, pid: &str) {
+        self.live.remove(&(nsp.to_owned(), pid.to_owned()));
+    }
+
+    /// Worker `node` is gone: the sockets it had become sessions that may be
+    /// restored on another worker, as if each had disconnected now.
+    pub fn orphan(&mut self, node: NodeId, now: Instant) {
+        let keys: Vec<(String, String)> = self
+            .live
+            .iter()
+            .filter(|(_, (n, _))| *n == node)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (nsp, pid) in keys {
+            if let Some((_, payload)) = self.live.remove(&(nsp.clone(), pid.clone())) {
+                self.stats.orphaned += 1;
+                self.save_session(&nsp, pid, payload, now);
+            }
+        }
     }
 
     /// Takes session `pid` of `nsp` with every broadcast logged after
@@ -260,6 +308,7 @@ impl RecoveryStore {
             sessions: self.sessions.len() as u64,
             log_entries: self.logs.values().map(|l| l.entries.len() as u64).sum(),
             log_bytes: self.logs.values().map(|l| l.bytes as u64).sum(),
+            live_sessions: self.live.len() as u64,
             ..self.stats.clone()
         }
     }
@@ -378,6 +427,34 @@ mod tests {
             Err(Refusal::NoSession)
         );
         assert!(s.restore("/", "p3", "a", now, 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn the_sockets_of_a_dead_worker_become_sessions() {
+        let now = Instant::now();
+        let mut s = store(100, 1 << 20, 100);
+        s.record("/", "a".into(), Bytes::from("1"), now);
+        s.sync_session("/", "p1".into(), 1, Bytes::from("old"));
+        s.sync_session("/", "p1".into(), 1, Bytes::from("new"));
+        s.sync_session("/", "p2".into(), 2, Bytes::from("other worker"));
+        s.sync_session("/", "p3".into(), 1, Bytes::from("gone"));
+        s.end_session("/", "p3");
+        s.orphan(1, now);
+        let st = s.stats();
+        assert_eq!((st.live_sessions, st.sessions, st.orphaned), (1, 1, 1));
+        assert_eq!(
+            s.restore("/", "p1", "a", now, 1 << 20).unwrap().0,
+            Bytes::from("new")
+        );
+        assert_eq!(
+            s.restore("/", "p3", "a", now, 1 << 20),
+            Err(Refusal::NoSession)
+        );
+        assert_eq!(
+            s.restore("/", "p2", "a", now, 1 << 20),
+            Err(Refusal::NoSession),
+            "still connected"
+        );
     }
 
     #[test]

@@ -228,6 +228,8 @@ fn from_worker(header: &Header) -> bool {
             | Header::Recovery { .. }
             | Header::Record { .. }
             | Header::SessionSave { .. }
+            | Header::SessionSync { .. }
+            | Header::SessionEnd { .. }
             | Header::Restore { .. }
     )
 }
@@ -295,6 +297,8 @@ impl Router {
         }
         // Requests this worker made have nobody left to answer to.
         self.requests.retain(|_, p| p.requester != node);
+        // Its connected sockets may come back to another worker.
+        self.recovery.orphan(node, now);
         self.depart(node, None, now, &mut out);
         self.count_out(&out);
         out
@@ -450,6 +454,12 @@ impl Router {
             }
             Header::SessionSave { nsp, pid } => {
                 self.recovery.save_session(&nsp, pid, frame.payload, now);
+            }
+            Header::SessionSync { nsp, pid } => {
+                self.recovery.sync_session(&nsp, pid, from, frame.payload);
+            }
+            Header::SessionEnd { nsp, pid } => {
+                self.recovery.end_session(&nsp, &pid);
             }
             Header::Restore {
                 req,
