@@ -170,11 +170,14 @@ impl RecoveryStore {
         });
         while log.entries.len() > limits.max_packets
             || (log.bytes > limits.max_bytes && log.entries.len() > 1)
+            || log
+                .entries
+                .front()
+                .is_some_and(|e| now.duration_since(e.at) > log.max_age)
         {
             log.pop_front();
             self.stats.log_evictions += 1;
         }
-        self.expire(now);
         true
     }
 
@@ -203,7 +206,11 @@ impl RecoveryStore {
                 self.stats.session_evictions += 1;
             }
         }
-        self.expire(now);
+        if self.session_order.len() > 2 * self.sessions.len() + 64 {
+            let sessions = &self.sessions;
+            self.session_order
+                .retain(|(key, at)| sessions.get(key).is_some_and(|s| s.at == *at));
+        }
     }
 
     /// The state of a connected socket, as of now (see `Header::SessionSync`).
@@ -260,6 +267,11 @@ impl RecoveryStore {
             self.stats.refused_session += 1;
             return Err(Refusal::NoSession);
         };
+        if now.duration_since(session.at) > session.max_age {
+            self.stats.session_evictions += 1;
+            self.stats.refused_session += 1;
+            return Err(Refusal::NoSession);
+        }
         let log = self.logs.get(nsp);
         let Some((log, seq)) = log.and_then(|l| l.index.get(offset).map(|s| (l, *s))) else {
             self.stats.refused_offset += 1;
@@ -280,7 +292,9 @@ impl RecoveryStore {
         Ok((session.payload, missed))
     }
 
-    /// Drops what is older than its namespace's `maxDisconnectionDuration`.
+    /// Drops what is older than its namespace's `maxDisconnectionDuration`:
+    /// the oldest broadcasts of each log, and sessions oldest first (a cost
+    /// in what expires, never a sweep of everything).
     pub fn expire(&mut self, now: Instant) {
         for log in self.logs.values_mut() {
             while log
@@ -292,15 +306,36 @@ impl RecoveryStore {
                 self.stats.log_evictions += 1;
             }
         }
-        let before = self.sessions.len();
-        self.sessions
-            .retain(|_, s| now.duration_since(s.at) <= s.max_age);
-        self.stats.session_evictions += (before - self.sessions.len()) as u64;
-        if self.session_order.len() > 2 * self.sessions.len() + 64 {
-            let sessions = &self.sessions;
-            self.session_order
-                .retain(|(key, at)| sessions.get(key).is_some_and(|s| s.at == *at));
+        while let Some((key, at)) = self.session_order.front() {
+            match self.sessions.get(key) {
+                Some(s) if s.at == *at => {
+                    if now.duration_since(s.at) <= s.max_age {
+                        break;
+                    }
+                    self.sessions.remove(key);
+                    self.stats.session_evictions += 1;
+                }
+                // Restored, or saved again since: nothing to expire here.
+                _ => {}
+            }
+            self.session_order.pop_front();
         }
+    }
+
+    /// When [`expire`](Self::expire) next has something to drop.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let logs = self
+            .logs
+            .values()
+            .filter_map(|l| l.entries.front().map(|e| e.at + l.max_age));
+        let sessions = self
+            .session_order
+            .front()
+            .and_then(|(key, _)| self.sessions.get(key))
+            .map(|s| s.at + s.max_age);
+        logs.chain(sessions)
+            .min()
+            .map(|t| t + Duration::from_millis(1))
     }
 
     pub fn stats(&self) -> RecoveryStats {

@@ -727,7 +727,8 @@ impl Router {
             silent.into_iter().chain(fence)
         });
         let hold = self.held_since.map(|t| t + MAX_HOLD);
-        requests.chain(peers).chain(hold).min()
+        let expiry = self.recovery.next_expiry();
+        requests.chain(peers).chain(hold).chain(expiry).min()
     }
 
     /// Live workers that serve `nsp`, for `serverCount()`.
