@@ -159,6 +159,30 @@ describe("connection state recovery across workers", () => {
     a.close();
   });
 
+  it("broadcasts from the primary's emitter and from another process are replayed too", T, async () => {
+    const a = await client(c, 0);
+    await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.emit("m", "from the primary"));
+    await waitFor(() => a.got.includes("from the primary"), 3000, "the emitter's broadcast");
+    assert.equal(typeof a._lastOffset, "string", "it carried an offset");
+    const id = a.id;
+    await cut(c, 0, a, 1, 500);
+    a.got.length = 0;
+    await c.primaryExec(({ primaryHandle }) => primaryHandle.emitter.emit("m", "missed, from the primary"));
+    await c.primaryExec(async ({ adapterModule, primaryHandle }) => {
+      const other = adapterModule.createEmitter({ hubPath: primaryHandle.path });
+      await other.serverCount(); // connected: the hub has told it which namespaces recover
+      other.emit("m", "missed, from another emitter");
+      await other.close();
+    });
+    await c.exec(1, ({ io }) => io.emit("m", "missed, from a worker"));
+    await reconnected(a);
+    await waitFor(() => a.got.length >= 3, 3000, `the missed packets, got ${JSON.stringify(a.got)} ${JSON.stringify(await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery))}`).catch(async (e) => { throw new Error(e.message + JSON.stringify(await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery))); });
+    assert.equal(a.recovered, true);
+    assert.equal(a.id, id);
+    assert.deepEqual(a.got, ["missed, from the primary", "missed, from another emitter", "missed, from a worker"]);
+    a.close();
+  });
+
   it("past maxDisconnectionDuration the client gets a new session", { timeout: 30_000 }, async () => {
     const a = await client(c, 0);
     await c.exec(0, ({ io }) => io.emit("m", "x"));

@@ -85,6 +85,8 @@ function decodeRecord(type, buf, pos, end, sink) {
       return sink.onDropped(f64(L.DROPPED_VOLATILE), f64(L.DROPPED_OVERFLOW));
     case L.TOO_LARGE:
       return sink.onTooLarge(f64(L.TOO_LARGE_COUNT), f64(L.TOO_LARGE_LIMIT));
+    case L.RECOVERY_ON:
+      return sink.onRecoveryOn(readString(buf, pos + L.RECOVERY_ON_NSP)[0]);
     case L.RESTORED:
       return sink.onRestored(u32(L.RESTORED_REQ), u32(L.RESTORED_OUTCOME), buf.subarray(pos + L.RESTORED_PAYLOAD, end));
     default:

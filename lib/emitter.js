@@ -10,6 +10,7 @@
 // as if another worker had sent it.
 
 const os = require("node:os");
+const { randomBytes } = require("node:crypto");
 const { kindsOf, framesOf } = require("./frames");
 const { pack, encodeOptions } = require("./codec");
 const { acquireLink } = require("./link");
@@ -49,6 +50,19 @@ class Emitter {
     // What every namespace of one emitter shares: the link, the emitters by
     // namespace, and whether close() was called.
     this._shared = shared || { link, namespaces: new Map(), closed: false };
+  }
+
+  /**
+   * Runs `fn(link)` now, or, before the first handshake, once it is done:
+   * what the emitter sends keeps its order (broadcasts wait for it, see
+   * emitBroadcast()). Deferred calls return true; their errors go to the
+   * caller's callbacks where there are some, to the debug log otherwise.
+   */
+  _send(fn) {
+    const link = this._link;
+    if (!link.handshaking) return fn(link);
+    link.afterHandshake(() => fn(link));
+    return true;
   }
 
   /** The connection to the hub; throws once the emitter is closed. */
@@ -131,11 +145,19 @@ class Emitter {
     checkEvent(ev);
     const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
     if (!ack) {
-      this._link.publish(this._nsp, Kind.SERVER_SIDE_EMIT, false, [], [pack([ev, ...args])]);
+      const parts = [pack([ev, ...args])];
+      this._send((link) => link.publish(this._nsp, Kind.SERVER_SIDE_EMIT, false, [], parts));
       return true;
     }
     const tally = requests.serverSideTally(this._opts.partialResults, ack);
-    this._link.request(this._nsp, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, [], [pack([ev, ...args])], tally);
+    const parts = [pack([ev, ...args])];
+    this._send((link) => {
+      try {
+        link.request(this._nsp, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, [], parts, tally);
+      } catch (err) {
+        ack(err, []);
+      }
+    });
     return true;
   }
 
@@ -158,13 +180,19 @@ class Emitter {
   _roomQuery(query, rooms, initial) {
     return new Promise((resolve, reject) => {
       const tally = requests.roomTally(initial, this._opts.partialResults, resolve, reject);
-      this._link.request(this._nsp, Kind.ROOM_QUERY, this._opts.requestsTimeout, false, rooms, [pack(query)], tally);
+      this._send((link) => {
+        try {
+          link.request(this._nsp, Kind.ROOM_QUERY, this._opts.requestsTimeout, false, rooms, [pack(query)], tally);
+        } catch (err) {
+          reject(err);
+        }
+      });
     });
   }
 
   /** Number of workers serving this namespace (the emitter is not one). */
   serverCount() {
-    return this._link.count(this._nsp);
+    return new Promise((resolve) => this._send((link) => resolve(link.count(this._nsp))));
   }
 
   /** Counters of the emitter's connection to the hub. */
@@ -288,19 +316,21 @@ class BroadcastOperator {
         down: (reason) => settle(new Error(`socket.io-cluster-rs emitter: emitWithAck failed: ${reason}`)),
       };
       const timer = setTimeout(() => settle(new Error("operation has timed out")), timeout);
-      try {
-        const parts = [Buffer.from(JSON.stringify([encodeOptions(opts), kindsOf(encoded)])), ...toBuffers(encoded)];
-        forget = emitter._link.request(emitter._nsp, Kind.BROADCAST, timeout, true, targetRooms(opts), parts, handler);
-      } catch (err) {
-        settle(err);
-      }
+      const parts = [Buffer.from(JSON.stringify([encodeOptions(opts), kindsOf(encoded)])), ...toBuffers(encoded)];
+      emitter._send((link) => {
+        try {
+          if (!settled) forget = link.request(emitter._nsp, Kind.BROADCAST, timeout, true, targetRooms(opts), parts, handler);
+        } catch (err) {
+          settle(err);
+        }
+      });
     });
   }
 
   socketsJoin(rooms) {
     const opts = this._target();
     const parts = [pack({ opts: encodeOptions(opts), rooms: [].concat(rooms) })];
-    this._emitter._link.joinRooms(this._emitter._nsp, targetRooms(opts), parts);
+    this._emitter._send((link) => link.joinRooms(this._emitter._nsp, targetRooms(opts), parts));
     return true;
   }
 
@@ -314,7 +344,8 @@ class BroadcastOperator {
 
   _publish(kind, data) {
     const opts = this._target();
-    this._emitter._link.publish(this._emitter._nsp, kind, false, targetRooms(opts), [pack({ opts: encodeOptions(opts), ...data })]);
+    const parts = [pack({ opts: encodeOptions(opts), ...data })];
+    this._emitter._send((link) => link.publish(this._emitter._nsp, kind, false, targetRooms(opts), parts));
     return true;
   }
 
@@ -325,7 +356,13 @@ class BroadcastOperator {
     const timeout = this._flags.timeout === undefined ? emitter._opts.requestsTimeout : this._flags.timeout;
     return new Promise((resolve, reject) => {
       const tally = requests.socketsTally([], emitter._opts.partialResults, resolve, reject);
-      emitter._link.request(emitter._nsp, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), [pack(encodeOptions(opts))], tally);
+      emitter._send((link) => {
+        try {
+          link.request(emitter._nsp, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), [pack(encodeOptions(opts))], tally);
+        } catch (err) {
+          reject(err);
+        }
+      });
     });
   }
 }
@@ -336,9 +373,7 @@ const EVERYONE = Object.freeze({ rooms: new Set(), except: new Set(), flags: Obj
 /** The parser's output for event `ev` with `args`. */
 function encodeEvent(emitter, ev, args, withAck) {
   checkEvent(ev);
-  if (!withAck && typeof args[args.length - 1] === "function") {
-    throw new TypeError("socket.io-cluster-rs emitter: emit() takes no acknowledgement callback; use timeout(ms).emitWithAck()");
-  }
+  if (!withAck) checkNoAck(args);
   const packet = { type: EVENT, data: [ev, ...args], nsp: emitter._nsp };
   try {
     return emitter._encoder.encode(packet);
@@ -348,17 +383,46 @@ function encodeEvent(emitter, ev, args, withAck) {
 }
 
 /** Sends a broadcast of `ev` to `opts`' targets; returns true. */
-function emitBroadcast(emitter, opts, flags, ev, args) {
+function emitBroadcast(emitter, opts, flags, ev, args, link = emitter._link) {
+  if (link.handshaking) {
+    // Whether the workers recover this namespace is known after the
+    // handshake; the broadcast goes then, in order (even if close() was
+    // called meanwhile: it waits for this), and its errors are logged.
+    encodeEvent(emitter, ev, args, false); // bad input still throws here
+    link.afterHandshake(() => emitBroadcast(emitter, opts, flags, ev, args, link));
+    return true;
+  }
+  // Where the workers run with connection state recovery, the broadcast is
+  // logged by the hub with an offset, as a worker's would be.
+  if (!flags.volatile && link.recovers(emitter._nsp)) return emitRecorded(emitter, opts, flags, ev, args, link);
   const encoded = encodeEvent(emitter, ev, args, false);
   // A single text part travels as its WebSocket frame, as a worker's
   // broadcast does; the common targets then reuse a cached meta part.
   const packetOpts = encoded.length === 1 && typeof encoded[0] === "string" ? { wsPreEncodedFrame: framesOf(encoded) } : {};
   const parts = broadcastParts(opts, flags, encoded, packetOpts);
-  const link = emitter._link;
   const header = flags.volatile || link.joinsPending > 0 ? null : emitter._headers.get(opts);
   if (header === null) link.publish(emitter._nsp, Kind.BROADCAST, !!flags.volatile, targetRooms(opts), parts);
   else link.publishWith(header, parts);
   return true;
+}
+
+/** A broadcast the hub logs for connection state recovery: its last argument is its offset. */
+function emitRecorded(emitter, opts, flags, ev, args, link) {
+  const shared = emitter._shared;
+  shared.offsetPrefix ??= randomBytes(8).toString("hex");
+  shared.offsetSeq = (shared.offsetSeq || 0) + 1;
+  const offset = shared.offsetPrefix + shared.offsetSeq.toString(36);
+  checkNoAck(args);
+  const encoded = encodeEvent(emitter, ev, [...args, offset], false);
+  const parts = broadcastParts(opts, flags, encoded, {});
+  link.record(emitter._nsp, targetRooms(opts), offset, parts);
+  return true;
+}
+
+function checkNoAck(args) {
+  if (typeof args[args.length - 1] === "function") {
+    throw new TypeError("socket.io-cluster-rs emitter: emit() takes no acknowledgement callback; use timeout(ms).emitWithAck()");
+  }
 }
 
 function checkEvent(ev) {

@@ -40,6 +40,11 @@ class HubLink {
     // Namespaces with connection state recovery → maxDisconnectionDuration
     // (announced again on every new connection).
     this.recoveries = new Map();
+    // Namespace keys the hub says run with recovery somewhere (for emitters).
+    this.recoveryOn = new Set();
+    // Calls waiting for the first handshake (see afterHandshake()).
+    this.upQueue = [];
+    this.upTimer = null;
     // Set while closeWhenSent() waits for the connection to come up.
     this.whenSettled = null;
     this.pending = new PendingRequests();
@@ -534,6 +539,47 @@ class HubLink {
     this.pending.call(req, "count", count);
   }
 
+  onRecoveryOn(nsp) {
+    this.recoveryOn.add(nsp);
+  }
+
+  /**
+   * True before the first handshake: what depends on the hub's state (which
+   * namespaces recover) waits for it through afterHandshake().
+   */
+  get handshaking() {
+    return this.node === null && this.downReason === null && !this.closed;
+  }
+
+  /**
+   * Runs `fn` once the first handshake is done (or failed: `fn` then meets
+   * the error). Meanwhile a ref'd timer keeps the process alive, bounded by
+   * the hub's handshake timeout.
+   */
+  afterHandshake(fn) {
+    this.upQueue.push(fn);
+    this.upTimer ??= setTimeout(() => this.runUpQueue(), HANDSHAKE_WAIT_MS);
+  }
+
+  runUpQueue() {
+    clearTimeout(this.upTimer);
+    this.upTimer = null;
+    const queued = this.upQueue;
+    this.upQueue = [];
+    for (const fn of queued) {
+      try {
+        fn();
+      } catch (err) {
+        debug("error in a call made before the connection was up: %s", err.message);
+      }
+    }
+  }
+
+  /** True when the hub said `nsp` runs with connection state recovery. */
+  recovers(nsp) {
+    return this.recoveryOn.has(nspKey(nsp));
+  }
+
   onRestored(req, outcome, payload) {
     this.countIn(payload);
     this.pending.call(req, "restored", outcome, payload);
@@ -552,6 +598,8 @@ class HubLink {
     this.attempts = 0;
     debug("connected to the hub at %s as node %d", this.path, this.node);
     this.startReading();
+    // The frames right behind Welcome (which namespaces recover) are read now.
+    this.runUpQueue();
     if (this.whenSettled) this.whenSettled();
   }
 
@@ -585,6 +633,11 @@ class HubLink {
    */
   onDown(reason) {
     if (this.whenSettled) this.whenSettled();
+    if (this.upQueue.length) {
+      // Before the first handshake: what waited for it meets the error now.
+      this.downReason = this.downReason ?? reason;
+      this.runUpQueue();
+    }
     if (this.closed || (this.downReason !== null && this.retryTimer !== null)) return;
     const wasUp = this.downReason === null;
     this.downReason = reason;

@@ -123,6 +123,11 @@ pub const RECORDS: &[RecordLayout] = &[
         code: ev::RESTORED,
         fields: &[("req", U32), ("outcome", U32), ("payload", Payload)],
     },
+    RecordLayout {
+        name: "RECOVERY_ON",
+        code: ev::RECOVERY_ON,
+        fields: &[("nsp", Str)],
+    },
 ];
 
 /// Record types (the `code`s of [`RECORDS`]).
@@ -140,6 +145,7 @@ pub mod ev {
     pub const DROPPED: u8 = 11;
     pub const TOO_LARGE: u8 = 12;
     pub const RESTORED: u8 = 13;
+    pub const RECOVERY_ON: u8 = 14;
 }
 
 /// Bytes before a record's body: its type and its body length.
@@ -265,6 +271,7 @@ pub fn encode_frame(header: Header, payload: &[u8], out: &mut Vec<u8>) {
             .f64(volatile as f64)
             .f64(overflow as f64)
             .end(),
+        Header::RecoveryOn { nsp } => Record::start(out, ev::RECOVERY_ON).str(&nsp).end(),
         Header::Restored { req, outcome } => Record::start(out, ev::RESTORED)
             .u32(req)
             .u32(u32::from(outcome))

@@ -166,6 +166,12 @@ pub fn sample_events() -> Vec<LinkEvent> {
             },
             b"restored payload",
         ),
+        frame(
+            Header::RecoveryOn {
+                nsp: "/chat".into(),
+            },
+            b"",
+        ),
         LinkEvent::Down {
             reason: "the hub closed the connection".into(),
         },
@@ -268,6 +274,7 @@ mod tests {
             ["DROPPED", {"volatile": 6.0, "overflow": 1_099_511_627_776_f64}],
             ["TOO_LARGE", {"count": 2.0, "limit": 65_536.0}],
             ["RESTORED", {"req": 14, "outcome": 0, "payload": "restored payload"}],
+            ["RECOVERY_ON", {"nsp": "/chat"}],
             ["DOWN", {"reason": "the hub closed the connection"}],
         ]);
         assert_eq!(got, want);

@@ -156,6 +156,10 @@ pub enum Header {
     /// then every broadcast logged after the offset, as parts), otherwise a
     /// `recovery::Refusal` code and no payload.
     Restored { req: u32, outcome: u8 },
+    /// `nsp` runs with connection state recovery: an emitter appends offsets
+    /// to its broadcasts there and sends them as `Record`s. Sent to every
+    /// peer when a namespace first announces it, and after `Welcome`.
+    RecoveryOn { nsp: String },
 }
 
 /// Errors of the codec. All of them mean "drop this connection".

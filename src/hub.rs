@@ -858,6 +858,13 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
             max_frame: shared.options.max_frame as u64,
         };
         push(&outbox, encode_out(&welcome, Bytes::new()));
+        // Emitters append offsets only for namespaces that run with recovery.
+        for nsp in state.router.recovery_namespaces() {
+            push(
+                &outbox,
+                encode_out(&Header::RecoveryOn { nsp }, Bytes::new()),
+            );
+        }
         state.outboxes.insert(node, outbox);
         node
     };

@@ -149,6 +149,11 @@ impl RecoveryStore {
         self.logs.contains_key(nsp)
     }
 
+    /// The namespaces that run with recovery.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.logs.keys().cloned().collect()
+    }
+
     /// Logs a recoverable broadcast of `nsp`; false when `nsp` does not run
     /// with recovery or `offset` is already logged (a duplicate is not
     /// logged twice).

@@ -270,6 +270,11 @@ impl Router {
         self.recovery.stats()
     }
 
+    /// The namespaces that run with connection state recovery.
+    pub fn recovery_namespaces(&self) -> Vec<String> {
+        self.recovery.namespaces()
+    }
+
     /// Registers a worker that completed the handshake.
     pub fn add_peer(&mut self, node: NodeId, pid: u32, heartbeat_timeout: Duration, now: Instant) {
         self.peers.insert(
@@ -432,7 +437,16 @@ impl Router {
                 max_disconnection_ms,
             } => {
                 let age = Duration::from_millis(u64::from(max_disconnection_ms));
+                let first = !self.recovery.enabled(&nsp);
                 self.recovery.enable(&nsp, age);
+                if first {
+                    // Emitters (which serve no namespace) learn it from this.
+                    let on = Header::RecoveryOn { nsp };
+                    let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+                    for to in peers {
+                        self.send(control(to, &on), now, &mut out);
+                    }
+                }
             }
             Header::Record { nsp, rooms, offset } => {
                 // Logged first, so that a client restored by any worker from

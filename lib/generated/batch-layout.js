@@ -6,7 +6,7 @@
 // Strings are [u32 length][utf8], lists [u32 count][u32 ...], a payload is the rest.
 module.exports = Object.freeze({
   RECORD_HEADER: 5,
-  LAYOUT_DIGEST: 651952928,
+  LAYOUT_DIGEST: 2677031677,
   // UP: node U32
   UP: 1,
   UP_NODE: 0,
@@ -64,6 +64,9 @@ module.exports = Object.freeze({
   RESTORED_REQ: 0,
   RESTORED_OUTCOME: 4,
   RESTORED_PAYLOAD: 8,
+  // RECOVERY_ON: nsp Str
+  RECOVERY_ON: 14,
+  RECOVERY_ON_NSP: 0,
   RECORDS: Object.freeze([
     { name: "UP", code: 1, fields: [["node", "U32"]] },
     { name: "DOWN", code: 2, fields: [["reason", "Str"]] },
@@ -78,5 +81,6 @@ module.exports = Object.freeze({
     { name: "DROPPED", code: 11, fields: [["volatile", "F64"], ["overflow", "F64"]] },
     { name: "TOO_LARGE", code: 12, fields: [["count", "F64"], ["limit", "F64"]] },
     { name: "RESTORED", code: 13, fields: [["req", "U32"], ["outcome", "U32"], ["payload", "Payload"]] },
+    { name: "RECOVERY_ON", code: 14, fields: [["nsp", "Str"]] },
   ]),
 });
