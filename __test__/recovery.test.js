@@ -247,3 +247,34 @@ describe("connection state recovery: bounds", () => {
     }
   });
 });
+
+describe("connection state recovery: memory", () => {
+  it("while a client is away during 100k broadcasts of 1 KiB, the hub keeps within recoveryMaxBytes plus a fixed overhead", { timeout: 120_000 }, async () => {
+    const LIMIT = 4 * 1024 * 1024;
+    const c = await startCluster({ workers: 2, serverOpts: RECOVERY, primaryOpts: { recoveryMaxBytes: LIMIT, recoveryMaxPackets: 1_000_000 } });
+    try {
+      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(require("node:fs").readFileSync(`/proc/${c.child.pid}/status`, "utf8"))[1]) * 1024;
+      const a = await client(c, 0);
+      await c.exec(1, ({ io }) => io.emit("m", "warm-up"));
+      await waitFor(() => a.got.length === 1, 3000, "a message");
+      await cut(c, 0, a, 1, 60_000);
+      const before = rss();
+      await c.exec(1, async ({ io }) => {
+        const payload = "x".repeat(1000);
+        for (let i = 0; i < 100_000; i++) {
+          io.emit("m", i, payload);
+          if (i % 500 === 499) await new Promise((r) => setImmediate(r));
+        }
+      }, undefined, { timeout: 100_000 });
+      const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
+      const grown = rss() - before;
+      assert.ok(stats.logBytes <= LIMIT, `log bytes ${stats.logBytes}`);
+      assert.ok(stats.logEvictions >= 90_000, `evictions ${stats.logEvictions}`);
+      // 100 MiB went through; what stays is the log's bound plus the hub's buffers.
+      assert.ok(grown < LIMIT + 32 * 1024 * 1024, `the primary grew by ${(grown / 1048576).toFixed(1)} MiB`);
+      a.close();
+    } finally {
+      await c.close();
+    }
+  });
+});

@@ -82,7 +82,9 @@ function runWorker() {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     res.end(PAGE);
   });
-  const io = new Server(httpServer, { adapter: createAdapter() });
+  // Connection state recovery, as in the Socket.IO tutorial: a client whose network drops for a
+  // moment comes back (to any worker) with its id and every message it missed.
+  const io = new Server(httpServer, { connectionStateRecovery: {}, adapter: createAdapter() });
 
   // Counts are cluster-wide: fetchSockets() asks every worker through the adapter, and
   // serverCount() reports how many Socket.IO servers the adapter currently knows about.
@@ -97,7 +99,7 @@ function runWorker() {
   }
 
   io.on("connection", (socket) => {
-    socket.emit("hello", { workerId, pid: process.pid });
+    socket.emit("hello", { workerId, pid: process.pid, recovered: socket.recovered });
     broadcastStats();
     socket.on("chat", (text) => {
       if (typeof text !== "string" || !(text = text.trim())) return;
@@ -149,8 +151,10 @@ const PAGE = `<!doctype html>
     // WebSocket only: the cluster round-robins connections, so no polling (no sticky sessions).
     const socket = io({ transports: ["websocket"] });
     const $ = (id) => document.getElementById(id);
-    socket.on("hello", ({ workerId, pid }) => {
-      $("me").textContent = "You are connected to worker " + workerId + " (pid " + pid + ")";
+    socket.on("hello", ({ workerId, pid, recovered }) => {
+      $("me").textContent = "You are connected to worker " + workerId + " (pid " + pid + ")" +
+        (recovered ? ": recovered, with the messages sent while you were away" : "");
+      $("me").dataset.recovered = recovered ? "yes" : "no";
     });
     socket.on("disconnect", () => { $("me").textContent = "Disconnected, reconnecting…"; });
     socket.on("stats", ({ users, servers }) => {
