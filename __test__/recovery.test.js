@@ -249,7 +249,7 @@ describe("connection state recovery: bounds", () => {
 });
 
 describe("connection state recovery: memory", () => {
-  it("while a client is away during 100k broadcasts of 1 KiB, the hub keeps within recoveryMaxBytes plus a fixed overhead", { timeout: 120_000 }, async () => {
+  it("while a client is away during 100k broadcasts of 1 KiB, the hub keeps within recoveryMaxBytes plus a fixed overhead", { timeout: 120_000 }, async (t) => {
     const LIMIT = 4 * 1024 * 1024;
     const c = await startCluster({ workers: 2, serverOpts: RECOVERY, primaryOpts: { recoveryMaxBytes: LIMIT, recoveryMaxPackets: 1_000_000 } });
     try {
@@ -268,6 +268,7 @@ describe("connection state recovery: memory", () => {
       }, undefined, { timeout: 100_000 });
       const stats = await c.primaryExec(({ primaryHandle }) => primaryHandle.stats().recovery);
       const grown = rss() - before;
+      t.diagnostic(`primary RSS grew ${(grown / 1048576).toFixed(1)} MiB; log ${(stats.logBytes / 1048576).toFixed(1)} MiB, ${stats.logEvictions} evicted`);
       assert.ok(stats.logBytes <= LIMIT, `log bytes ${stats.logBytes}`);
       assert.ok(stats.logEvictions >= 90_000, `evictions ${stats.logEvictions}`);
       // 100 MiB went through; what stays is the log's bound plus the hub's buffers.
