@@ -183,6 +183,27 @@ describe("connection state recovery across workers", () => {
     a.close();
   });
 
+  it("volatile packets and packets with acknowledgements are not replayed (as Socket.IO's own store)", T, async () => {
+    const a = await client(c, 0);
+    const seen = [];
+    a.onAny((event, value) => seen.push(`${event}:${value}`));
+    await c.exec(1, ({ io }) => io.emit("m", "first"));
+    await waitFor(() => a.got.includes("first"), 3000, "a message");
+    await cut(c, 0, a, 1, 500);
+    seen.length = 0;
+    await c.exec(1, ({ io }) => {
+      io.volatile.emit("v", "volatile");
+      io.timeout(100).emit("ack-me", "with ack", () => {});
+      io.emit("m", "plain");
+    });
+    await reconnected(a);
+    await waitFor(() => seen.includes("m:plain"), 3000, "the plain packet");
+    await sleep(200);
+    assert.equal(a.recovered, true);
+    assert.deepEqual(seen, ["m:plain"]);
+    a.close();
+  });
+
   it("past maxDisconnectionDuration the client gets a new session", { timeout: 30_000 }, async () => {
     const a = await client(c, 0);
     await c.exec(0, ({ io }) => io.emit("m", "x"));
@@ -273,6 +294,28 @@ describe("connection state recovery: memory", () => {
       assert.ok(stats.logEvictions >= 90_000, `evictions ${stats.logEvictions}`);
       // 100 MiB went through; what stays is the log's bound plus the hub's buffers.
       assert.ok(grown < LIMIT + 32 * 1024 * 1024, `the primary grew by ${(grown / 1048576).toFixed(1)} MiB`);
+      a.close();
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe("connection state recovery: the ipc transport", () => {
+  it("says at start-up that it cannot recover, and clients get new sessions", T, async () => {
+    // Workers that find no hub (here: pointed at an address where none listens) use the ipc transport.
+    const c = await startCluster({ workers: 2, serverOpts: RECOVERY, env: { SOCKET_IO_CLUSTER_RS_HUB: "/nonexistent/hub.sock" } });
+    try {
+      assert.deepEqual(await c.execAll(({ io }) => io.of("/").adapter.transport), ["ipc", "ipc"]);
+      await waitFor(() => /ipc transport.*cannot recover sessions/.test(c.output()), 3000, "the warning");
+      const a = await client(c, 0);
+      await c.exec(1, ({ io }) => io.emit("m", "x"));
+      await waitFor(() => a.got.length === 1, 3000, "a message");
+      const id = a.id;
+      await cut(c, 0, a, 1, 100);
+      await reconnected(a);
+      assert.equal(a.recovered, false);
+      assert.notEqual(a.id, id);
       a.close();
     } finally {
       await c.close();
