@@ -152,8 +152,8 @@ class NodeClusterAdapter extends Adapter {
 
   /**
    * A recoverable broadcast (connection state recovery): its packet ends
-   * with an offset, the hub logs it and sends it back to this worker too,
-   * which delivers it to its own clients then, in the hub's order.
+   * with an offset, the hub logs it, sends it on, and echoes the offset back;
+   * this worker's own clients get it then, in the hub's order.
    */
   _recordBroadcast(packet, opts, flags) {
     const packetOpts = { preEncoded: true, volatile: false, compress: flags.compress };
@@ -162,8 +162,10 @@ class NodeClusterAdapter extends Adapter {
     packet.data.push(offset);
     const encoded = this._encode(packet, packetOpts);
     try {
-      this._link.record(this.nsp.name, targetRooms(opts), offset, broadcastParts(opts, flags, encoded, packetOpts));
-      this._recovery.sent();
+      const parts = broadcastParts(opts, flags, encoded, packetOpts);
+      this._link.record(this.nsp.name, targetRooms(opts), offset, parts);
+      // Delivered on its echo like a remote broadcast, held with those around it.
+      this._recovery.sent(offset, () => this._onRemoteBroadcast(parts));
     } catch (err) {
       // Without the hub (or too large for it), this worker's clients still
       // get it, unlogged: it cannot be recovered.
@@ -333,15 +335,12 @@ class NodeClusterAdapter extends Adapter {
   // ---- what other workers send ---------------------------------------------
 
   /** A published message from another worker. Called by the link. */
-  onClusterMessage(kind, payload, from) {
+  onClusterMessage(kind, payload) {
     const parts = splitParts(payload);
     if (kind !== Kind.BROADCAST) this.flushRemote();
     switch (kind) {
       case Kind.BROADCAST:
-        this._onRemoteBroadcast(parts);
-        // One of this worker's own recoverable broadcasts, back from the hub.
-        if (this._recovery && from === this._link.node) this._recovery.echoed();
-        return;
+        return this._onRemoteBroadcast(parts);
       case Kind.SOCKETS_LEAVE: {
         const m = unpack(parts[0]);
         return super.delSockets(decodeOptions(m.opts), m.rooms);
@@ -414,6 +413,18 @@ class NodeClusterAdapter extends Adapter {
     const encoded = encodedOf(frame, kinds);
     let packet = null;
     this._deliver(opts, encoded, packetOpts, () => packet || (packet = this._decodePacket(encoded)));
+  }
+
+  /** The hub logged this worker's recoverable broadcast `offset` (called by the link). */
+  onEcho(offset) {
+    if (this._recovery) this._recovery.echoed(offset);
+  }
+
+  /** The hub connection is gone (called by the link). */
+  onLinkDown() {
+    if (!this._recovery) return;
+    this._recovery.flush();
+    this.flushRemote();
   }
 
   /** Delivers the held remote broadcasts (the link calls this at the end of its batch). */

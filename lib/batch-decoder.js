@@ -19,9 +19,10 @@ if (binding.batchLayoutDigest() !== L.LAYOUT_DIGEST) {
  * `onMessage(from, kind, nsp, payload)`, `onIncoming(id, from, kind, nsp,
  * payload)`, `onAccepted(req, expected)`, `onReply(req, from, last, done,
  * payload)`, `onDeparted(req, node)`, `onDone(req)`, `onTimedOut(req,
- * missing, pids)`, `onCount(req, count)`, `onDropped(volatile, overflow)` or
- * `onTooLarge(count, limit)`. Before every record but a MESSAGE, and at the
- * end, `sink.flushHeld()`: remote broadcasts held for one write go out
+ * missing, pids)`, `onCount(req, count)`, `onDropped(volatile, overflow)`,
+ * `onTooLarge(count, limit)`, `onRestored(req, outcome, payload)`,
+ * `onRecoveryOn(nsp)` or `onEcho(nsp, offset)`. Before every record but a
+ * MESSAGE or an ECHO, and at the end, `sink.flushHeld()`: remote broadcasts held for one write go out
  * before anything else can run user code. A handler that throws is logged;
  * the next record is handled as usual.
  */
@@ -32,7 +33,8 @@ function decodeBatch(buf, sink) {
     const start = off + L.RECORD_HEADER;
     const end = start + buf.readUInt32LE(off + 1);
     off = end;
-    if (type !== L.MESSAGE) sink.flushHeld();
+    // An ECHO delivers this worker's own broadcast like a MESSAGE does.
+    if (type !== L.MESSAGE && type !== L.ECHO) sink.flushHeld();
     try {
       decodeRecord(type, buf, start, end, sink);
     } catch (err) {
@@ -85,6 +87,10 @@ function decodeRecord(type, buf, pos, end, sink) {
       return sink.onDropped(f64(L.DROPPED_VOLATILE), f64(L.DROPPED_OVERFLOW));
     case L.TOO_LARGE:
       return sink.onTooLarge(f64(L.TOO_LARGE_COUNT), f64(L.TOO_LARGE_LIMIT));
+    case L.ECHO: {
+      const [nsp, at] = readString(buf, pos + L.ECHO_NSP);
+      return sink.onEcho(nsp, readString(buf, at)[0]);
+    }
     case L.RECOVERY_ON:
       return sink.onRecoveryOn(readString(buf, pos + L.RECOVERY_ON_NSP)[0]);
     case L.RESTORED:

@@ -539,6 +539,16 @@ class HubLink {
     this.pending.call(req, "count", count);
   }
 
+  /** The hub logged and sent on this worker's recoverable broadcast `offset`. */
+  onEcho(nsp, offset) {
+    const set = this.adapters.get(nsp);
+    if (!set) return;
+    // Held with the remote broadcasts around it, as onMessage() does.
+    if (this.heldBy !== set) this.flushHeld();
+    this.heldBy = set;
+    for (const a of set) a.onEcho(offset);
+  }
+
   onRecoveryOn(nsp) {
     this.recoveryOn.add(nsp);
   }
@@ -641,6 +651,8 @@ class HubLink {
     if (this.closed || (this.downReason !== null && this.retryTimer !== null)) return;
     const wasUp = this.downReason === null;
     this.downReason = reason;
+    // Broadcasts waiting for their echo will not get one.
+    for (const set of this.adapters.values()) for (const a of set) a.onLinkDown();
     this.stopReading();
     this.native.close();
     if (wasUp) {

@@ -46,8 +46,9 @@ class AdapterRecovery {
     // uid, then a counter.
     this.prefix = adapter.uid;
     this.seq = 0;
-    // Own broadcasts sent to the hub and not back yet, and who waits for them.
-    this.inFlight = 0;
+    // Own broadcasts sent to the hub and not echoed yet (each with what
+    // delivers it to this worker's sockets), and who waits for them.
+    this.own = [];
     this.waiters = [];
     // The hub holds the state of every connected socket, so that a socket
     // of a worker that dies can be restored elsewhere: synced when it
@@ -97,14 +98,31 @@ class AdapterRecovery {
     return this.prefix + this.seq.toString(36);
   }
 
-  sent() {
-    this.inFlight++;
+  /** Broadcast `offset` went to the hub; `deliver` writes it to this worker's sockets. */
+  sent(offset, deliver) {
+    this.own.push({ offset, deliver });
   }
 
-  /** One of this worker's broadcasts came back from the hub (and was delivered). */
-  echoed() {
-    if (this.inFlight > 0) this.inFlight--;
-    if (this.inFlight === 0) this.release();
+  /**
+   * The hub logged broadcast `offset` and sent it on: now this worker's own
+   * sockets get it, in the log's order. Echoes come back in the order the
+   * broadcasts were sent.
+   */
+  echoed(offset) {
+    while (this.own.length > 0) {
+      const { offset: o, deliver } = this.own.shift();
+      deliver();
+      if (o === offset) break;
+    }
+    if (this.own.length === 0) this.release();
+  }
+
+  /** No echo will come (the hub connection is gone): deliver, unlogged. */
+  flush() {
+    const own = this.own;
+    this.own = [];
+    for (const { deliver } of own) deliver();
+    this.release();
   }
 
   release() {
@@ -120,11 +138,11 @@ class AdapterRecovery {
    * sends them back).
    */
   settled(timeoutMs) {
-    if (this.inFlight === 0) return null;
+    if (this.own.length === 0) return null;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.inFlight = 0;
-        this.release();
+        this.flush();
+        this.adapter.flushRemote();
       }, timeoutMs);
       this.waiters.push(() => {
         clearTimeout(timer);

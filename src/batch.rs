@@ -128,6 +128,11 @@ pub const RECORDS: &[RecordLayout] = &[
         code: ev::RECOVERY_ON,
         fields: &[("nsp", Str)],
     },
+    RecordLayout {
+        name: "ECHO",
+        code: ev::ECHO,
+        fields: &[("nsp", Str), ("offset", Str)],
+    },
 ];
 
 /// Record types (the `code`s of [`RECORDS`]).
@@ -146,6 +151,7 @@ pub mod ev {
     pub const TOO_LARGE: u8 = 12;
     pub const RESTORED: u8 = 13;
     pub const RECOVERY_ON: u8 = 14;
+    pub const ECHO: u8 = 15;
 }
 
 /// Bytes before a record's body: its type and its body length.
@@ -272,6 +278,7 @@ pub fn encode_frame(header: Header, payload: &[u8], out: &mut Vec<u8>) {
             .f64(overflow as f64)
             .end(),
         Header::RecoveryOn { nsp } => Record::start(out, ev::RECOVERY_ON).str(&nsp).end(),
+        Header::Echo { nsp, offset } => Record::start(out, ev::ECHO).str(&nsp).str(&offset).end(),
         Header::Restored { req, outcome } => Record::start(out, ev::RESTORED)
             .u32(req)
             .u32(u32::from(outcome))

@@ -172,6 +172,13 @@ pub fn sample_events() -> Vec<LinkEvent> {
             },
             b"",
         ),
+        frame(
+            Header::Echo {
+                nsp: "/".into(),
+                offset: "abc1".into(),
+            },
+            b"",
+        ),
         LinkEvent::Down {
             reason: "the hub closed the connection".into(),
         },
@@ -275,6 +282,7 @@ mod tests {
             ["TOO_LARGE", {"count": 2.0, "limit": 65_536.0}],
             ["RESTORED", {"req": 14, "outcome": 0, "payload": "restored payload"}],
             ["RECOVERY_ON", {"nsp": "/chat"}],
+            ["ECHO", {"nsp": "/", "offset": "abc1"}],
             ["DOWN", {"reason": "the hub closed the connection"}],
         ]);
         assert_eq!(got, want);

@@ -160,6 +160,10 @@ pub enum Header {
     /// to its broadcasts there and sends them as `Record`s. Sent to every
     /// peer when a namespace first announces it, and after `Welcome`.
     RecoveryOn { nsp: String },
+    /// To the sender of a `Record`: the hub logged broadcast `offset` and
+    /// sent it on; the sender now delivers it to its own sockets (it still
+    /// has the packet, so the payload does not come back).
+    Echo { nsp: String, offset: String },
 }
 
 /// Errors of the codec. All of them mean "drop this connection".

@@ -450,13 +450,14 @@ impl Router {
             }
             Header::Record { nsp, rooms, offset } => {
                 // Logged first, so that a client restored by any worker from
-                // now on gets it; then delivered to the sender too, so that
-                // every worker delivers in the order of the log.
+                // now on gets it; then sent on, and echoed to the sender,
+                // which delivers it to its own sockets only then: every
+                // worker delivers in the order of the log.
                 self.recovery
-                    .record(&nsp, offset, frame.payload.clone(), now);
+                    .record(&nsp, offset.clone(), frame.payload.clone(), now);
                 self.fan_out(
                     from,
-                    true,
+                    false,
                     &nsp,
                     BROADCAST,
                     &rooms,
@@ -465,6 +466,7 @@ impl Router {
                     now,
                     &mut out,
                 );
+                self.send(control(from, &Header::Echo { nsp, offset }), now, &mut out);
             }
             Header::SessionSave { nsp, pid } => {
                 self.recovery.save_session(&nsp, pid, frame.payload, now);

@@ -6,7 +6,7 @@
 // Strings are [u32 length][utf8], lists [u32 count][u32 ...], a payload is the rest.
 module.exports = Object.freeze({
   RECORD_HEADER: 5,
-  LAYOUT_DIGEST: 2677031677,
+  LAYOUT_DIGEST: 1933744617,
   // UP: node U32
   UP: 1,
   UP_NODE: 0,
@@ -67,6 +67,9 @@ module.exports = Object.freeze({
   // RECOVERY_ON: nsp Str
   RECOVERY_ON: 14,
   RECOVERY_ON_NSP: 0,
+  // ECHO: nsp Str, offset Str
+  ECHO: 15,
+  ECHO_NSP: 0,
   RECORDS: Object.freeze([
     { name: "UP", code: 1, fields: [["node", "U32"]] },
     { name: "DOWN", code: 2, fields: [["reason", "Str"]] },
@@ -82,5 +85,6 @@ module.exports = Object.freeze({
     { name: "TOO_LARGE", code: 12, fields: [["count", "F64"], ["limit", "F64"]] },
     { name: "RESTORED", code: 13, fields: [["req", "U32"], ["outcome", "U32"], ["payload", "Payload"]] },
     { name: "RECOVERY_ON", code: 14, fields: [["nsp", "Str"]] },
+    { name: "ECHO", code: 15, fields: [["nsp", "Str"], ["offset", "Str"]] },
   ]),
 });
