@@ -74,6 +74,8 @@ export declare class Link {
   record(nsp: string, rooms: Array<string>, offset: string, parts: Array<Buffer>): boolean
   /** Hands the hub the session of a socket that disconnected and may come back. */
   sessionSave(nsp: string, pid: string, parts: Array<Buffer>): boolean
+  /** The socket of a restore exists now, in its rooms. */
+  restoreDone(nsp: string): boolean
   /**
    * The state of a connected socket (sent when it connects and when its
    * rooms change), kept by the hub as a session if this worker dies.

@@ -322,3 +322,45 @@ describe("connection state recovery: the ipc transport", () => {
     }
   });
 });
+
+describe("connection state recovery: exactness under load", () => {
+  it("a client restored while another worker keeps broadcasting gets every packet once, with no gap", { timeout: 60_000 }, async () => {
+    const c = await startCluster({ workers: 3, serverOpts: RECOVERY });
+    try {
+      const a = await client(c, 0);
+      await c.exec(0, ({ socketOf }, id) => socketOf(id).join("feed"), a.id);
+      // Worker 2 broadcasts a counter to "feed" (20 per millisecond) until told to stop.
+      await c.exec(2, ({ io, state }) => {
+        let n = 0;
+        state.feed = setInterval(() => {
+          for (let i = 0; i < 20; i++) io.to("feed").emit("m", n++);
+        }, 1);
+      });
+      await waitFor(() => a.got.length > 100, 5000, "the feed");
+      const id = a.id;
+      // Back and forth between workers 0 and 1, which have no other member of "feed": the
+      // restored socket's room must reach the hub in time, and what arrives meanwhile wait for it.
+      for (const [from, to] of [[0, 1], [1, 0], [0, 1]]) {
+        await cut(c, from, a, to, 100);
+        await reconnected(a);
+        assert.equal(a.recovered, true);
+        await sleep(300);
+      }
+      const last = await c.exec(2, ({ state }) => {
+        clearInterval(state.feed);
+        return true;
+      });
+      assert.equal(last, true);
+      await sleep(300);
+      assert.equal(a.recovered, true);
+      assert.equal(a.id, id);
+      const got = a.got;
+      const gaps = [];
+      for (let i = 1; i < got.length; i++) if (got[i] !== got[i - 1] + 1) gaps.push([got[i - 1], got[i]]);
+      assert.deepEqual(gaps, [], `${got.length} packets, from ${got[0]} to ${got[got.length - 1]}`);
+      a.close();
+    } finally {
+      await c.close();
+    }
+  });
+});

@@ -336,6 +336,7 @@ class NodeClusterAdapter extends Adapter {
 
   /** A published message from another worker. Called by the link. */
   onClusterMessage(kind, payload) {
+    if (this._recovery && this._recovery.hold(() => this.onClusterMessage(kind, payload))) return;
     const parts = splitParts(payload);
     if (kind !== Kind.BROADCAST) this.flushRemote();
     switch (kind) {
@@ -358,6 +359,7 @@ class NodeClusterAdapter extends Adapter {
 
   /** A request from another worker, to answer with `id`. Called by the link. */
   onClusterRequest(id, kind, payload) {
+    if (this._recovery && this._recovery.hold(() => this.onClusterRequest(id, kind, payload))) return;
     const parts = splitParts(payload);
     const link = this._link;
     switch (kind) {
@@ -417,7 +419,8 @@ class NodeClusterAdapter extends Adapter {
 
   /** The hub logged this worker's recoverable broadcast `offset` (called by the link). */
   onEcho(offset) {
-    if (this._recovery) this._recovery.echoed(offset);
+    if (!this._recovery || this._recovery.hold(() => this.onEcho(offset))) return;
+    this._recovery.echoed(offset);
   }
 
   /** The hub connection is gone (called by the link). */

@@ -351,6 +351,13 @@ class HubLink {
     this.kick();
   }
 
+  /** The socket of a restore exists now, in its rooms. */
+  restoreDone(nsp) {
+    if (!this.up) return;
+    this.native.restoreDone(nspKey(nsp));
+    this.kick();
+  }
+
   /** The state of a connected socket, kept by the hub as a session if this worker dies. */
   syncSession(nsp, pid, parts) {
     if (!this.up) return;
@@ -373,11 +380,15 @@ class HubLink {
    * Asks the hub for session `pid` of `nsp` and the broadcasts logged after
    * `offset`; resolves with `{ outcome, payload }` (outcome 0: restored).
    */
-  restore(nsp, pid, offset, timeoutMs) {
+  restore(nsp, pid, offset, timeoutMs, onAnswer) {
     this.assertUp();
     return new Promise((resolve, reject) => {
       const { req, forget } = this.pending.open(timeoutMs, {
-        restored: (outcome, payload) => resolve({ outcome, payload }),
+        restored: (outcome, payload) => {
+          // Synchronously, before the records behind the answer are read.
+          onAnswer(outcome);
+          resolve({ outcome, payload });
+        },
         down: (reason) => reject(new Error(`socket.io-cluster-rs: cannot restore the session: ${reason}`)),
       });
       try {

@@ -1,10 +1,11 @@
 "use strict";
 // Connection state recovery across workers (docs/recovery.md), the worker's
 // side. The hub (src/recovery.rs) logs every recoverable broadcast of a
-// namespace in one order and delivers it to every worker, the emitting one
-// included, so that every worker, and every replay, agrees on that order.
-// Here: offsets for recoverable broadcasts, the session handed to the hub at
-// a recoverable disconnect, and restoring one from the hub on any worker.
+// namespace in one order, sends it to the other workers and echoes its offset
+// to the emitting one, which delivers it to its own sockets then: every
+// worker, and every replay, agrees on that order. Here: offsets for
+// recoverable broadcasts, the state of connected sockets and the sessions
+// handed to the hub, and restoring one from the hub on any worker.
 
 const debug = require("./debug").logger("recovery");
 const { packLenient, unpack, splitParts } = require("./codec");
@@ -57,6 +58,11 @@ class AdapterRecovery {
     this.dirty = new Set();
     this.persisted = new Set(); // pids saved by persist(), about to be cleaned up
     this.flushScheduled = false;
+    // While a restored socket does not exist yet (between the hub's answer
+    // and Socket.IO creating it), what arrives for this namespace waits, in
+    // order, so that the socket gets what was logged after its replay.
+    this.paused = 0;
+    this.queue = [];
     const touch = (room, id) => this.touch(id);
     adapter.on("join-room", touch);
     adapter.on("leave-room", touch);
@@ -166,11 +172,47 @@ class AdapterRecovery {
    */
   async restore(pid, offset) {
     const adapter = this.adapter;
-    const { outcome, payload } = await adapter._link.restore(adapter.nsp.name, pid, offset, adapter._opts.requestsTimeout);
+    const onAnswer = (outcome) => {
+      if (outcome === Outcome.RESTORED) this.paused++;
+    };
+    const { outcome, payload } = await adapter._link.restore(adapter.nsp.name, pid, offset, adapter._opts.requestsTimeout, onAnswer);
     if (outcome !== Outcome.RESTORED) {
       debug("session %s not restored: %s", pid, REFUSALS[outcome] || `outcome ${outcome}`);
       return null;
     }
+    // Socket.IO creates the socket (joining its rooms, which announces them
+    // to the hub) in the continuation of this promise; after that, what
+    // waited is delivered and the hub goes back to routing by rooms.
+    setImmediate(() => this.resume());
+    return this.session(pid, payload);
+  }
+
+  /** Holds `fn` (a message of this namespace) while a restore is in progress; false when none is. */
+  hold(fn) {
+    if (this.paused === 0) return false;
+    this.queue.push(fn);
+    return true;
+  }
+
+  resume() {
+    this.paused--;
+    this.adapter._link.restoreDone(this.adapter.nsp.name);
+    if (this.paused > 0) return;
+    const queue = this.queue;
+    this.queue = [];
+    for (const fn of queue) {
+      try {
+        fn();
+      } catch (err) {
+        debug("error while handling a message held during a restore: %s", err && err.stack);
+      }
+    }
+    this.adapter.flushRemote();
+  }
+
+  /** The session and missed packets of a restore answer, for Socket.IO. */
+  session(pid, payload) {
+    const adapter = this.adapter;
     // Each part is a payload as it was sent: the session's, then the broadcasts'.
     const [sessionPayload, ...entries] = splitParts(payload);
     const session = unpack(splitParts(sessionPayload)[0]);

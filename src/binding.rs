@@ -581,6 +581,12 @@ impl JsLink {
         self.send_parts(Class::Control, &Header::SessionSave { nsp, pid }, &parts)
     }
 
+    /// The socket of a restore exists now, in its rooms.
+    #[napi]
+    pub fn restore_done(&self, nsp: String) -> bool {
+        self.send_control(Header::RestoreDone { nsp })
+    }
+
     /// The state of a connected socket (sent when it connects and when its
     /// rooms change), kept by the hub as a session if this worker dies.
     #[napi]

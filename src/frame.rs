@@ -105,6 +105,10 @@ pub enum Header {
         pid: String,
         offset: String,
     },
+    /// The socket restored by this worker's `Restore` on `nsp` exists now,
+    /// in its rooms (announced before this frame): until then the hub sent
+    /// this worker everything of `nsp`, whatever its rooms.
+    RestoreDone { nsp: String },
 
     // ---- hub → worker ----
     /// Handshake accepted. `max_frame`: the largest frame body the hub

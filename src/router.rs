@@ -148,6 +148,10 @@ struct Peer {
     /// Frames for it that wait for a fence, in order.
     deferred: VecDeque<Gated>,
     deferred_bytes: usize,
+    /// Namespace → restores answered to this worker whose socket does not
+    /// exist there yet: until then it gets everything of the namespace,
+    /// whatever its rooms (the restored socket's rooms are not announced yet).
+    restoring: HashMap<String, u32>,
 }
 
 impl Peer {
@@ -161,6 +165,7 @@ impl Peer {
     fn wants(&self, nsp: &str, rooms: &[String]) -> bool {
         self.nsps.contains_key(nsp)
             && (rooms.is_empty()
+                || self.restoring.contains_key(nsp)
                 || self
                     .rooms
                     .get(nsp)
@@ -231,6 +236,7 @@ fn from_worker(header: &Header) -> bool {
             | Header::SessionSync { .. }
             | Header::SessionEnd { .. }
             | Header::Restore { .. }
+            | Header::RestoreDone { .. }
     )
 }
 
@@ -290,6 +296,7 @@ impl Router {
                 fence_acked: 0,
                 deferred: VecDeque::new(),
                 deferred_bytes: 0,
+                restoring: HashMap::new(),
             },
         );
     }
@@ -471,6 +478,16 @@ impl Router {
             Header::SessionSave { nsp, pid } => {
                 self.recovery.save_session(&nsp, pid, frame.payload, now);
             }
+            Header::RestoreDone { nsp } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    if let Some(n) = p.restoring.get_mut(&nsp) {
+                        *n -= 1;
+                        if *n == 0 {
+                            p.restoring.remove(&nsp);
+                        }
+                    }
+                }
+            }
             Header::SessionSync { nsp, pid } => {
                 self.recovery.sync_session(&nsp, pid, from, frame.payload);
             }
@@ -488,6 +505,11 @@ impl Router {
                     .restore(&nsp, &pid, &offset, now, self.max_answer)
                 {
                     Ok((session, missed)) => {
+                        // Whatever is logged from now on must reach the
+                        // restored socket: see `Peer::restoring`.
+                        if let Some(p) = self.peers.get_mut(&from) {
+                            *p.restoring.entry(nsp.clone()).or_insert(0) += 1;
+                        }
                         let mut parts: Vec<u8> = Vec::new();
                         parts.extend_from_slice(&(1 + missed.len() as u32).to_le_bytes());
                         for part in std::iter::once(&session).chain(&missed) {
@@ -1408,6 +1430,72 @@ mod tests {
             ask(&mut r, 1),
             vec![(1, Header::Count { req: 2, count: 1 })]
         );
+    }
+
+    #[test]
+    fn a_worker_restoring_a_socket_gets_every_recoverable_broadcast_until_it_is_done() {
+        let now = Instant::now();
+        let mut r = Router::new();
+        for n in [1, 2] {
+            r.add_peer(n, n, HB, now);
+            r.accept(n, frame(Header::Register { nsp: "/".into() }), now)
+                .unwrap();
+            r.accept(
+                n,
+                frame(Header::Recovery {
+                    nsp: "/".into(),
+                    max_disconnection_ms: 60_000,
+                }),
+                now,
+            )
+            .unwrap();
+        }
+        let record = |r: &mut Router, offset: &str| {
+            headers(
+                &r.accept(
+                    1,
+                    frame(Header::Record {
+                        nsp: "/".into(),
+                        rooms: vec!["\"room\"".into()],
+                        offset: offset.into(),
+                    }),
+                    now,
+                )
+                .unwrap(),
+            )
+        };
+        let to_two = |out: &[(NodeId, Header)]| {
+            out.iter()
+                .any(|(n, h)| *n == 2 && matches!(h, Header::Message { .. }))
+        };
+        assert!(!to_two(&record(&mut r, "a")), "no member of the room at 2");
+        r.accept(
+            2,
+            Frame {
+                header: Header::SessionSave {
+                    nsp: "/".into(),
+                    pid: "p".into(),
+                },
+                payload: Bytes::from_static(b"session"),
+            },
+            now,
+        )
+        .unwrap();
+        let restore = Header::Restore {
+            req: 1,
+            nsp: "/".into(),
+            pid: "p".into(),
+            offset: "a".into(),
+        };
+        let out = headers(&r.accept(2, frame(restore), now).unwrap());
+        assert_eq!(out, vec![(2, Header::Restored { req: 1, outcome: 0 })]);
+        assert!(
+            to_two(&record(&mut r, "b")),
+            "restoring: everything goes to 2"
+        );
+        r.accept(2, frame(Header::RestoreDone { nsp: "/".into() }), now)
+            .unwrap();
+        assert!(!to_two(&record(&mut r, "c")), "done: rooms decide again");
     }
 
     #[test]
