@@ -69,6 +69,12 @@ export interface PrimaryOptions {
   incomingLimit: number;
   /** Milliseconds a message may take to arrive whole once it started; the connection is dropped otherwise. Default 10000. */
   frameTimeout: number;
+  /** Broadcasts kept per namespace for connection state recovery. Default 100000. */
+  recoveryMaxPackets: number;
+  /** Bytes of broadcasts kept per namespace for connection state recovery. Default 64 MiB. */
+  recoveryMaxBytes: number;
+  /** Sessions kept (disconnected sockets, and connected ones whose state the hub holds). Default 100000. */
+  recoveryMaxSessions: number;
   /** Options of the primary's emitter ({@link PrimaryHandle.emitter}). */
   emitter: EmitterOptions;
 }
@@ -205,6 +211,30 @@ export interface HubStats {
   /** Bytes of messages still arriving, over all connections. */
   incomingBytes: number;
   peers: HubPeerStats[];
+  /** Connection state recovery (docs/recovery.md). */
+  recovery: RecoveryStats;
+}
+
+/** `setupPrimary().stats().recovery`. */
+export interface RecoveryStats {
+  /** Sessions of disconnected sockets held. */
+  sessions: number;
+  /** Connected sockets whose state the hub holds (kept as sessions if their worker dies). */
+  liveSessions: number;
+  /** Broadcasts in the logs, and their bytes. */
+  logEntries: number;
+  logBytes: number;
+  restored: number;
+  /** Restores refused: no such session (never saved, expired, restored already). */
+  refusedSession: number;
+  /** Restores refused: the client's offset is no longer logged. */
+  refusedOffset: number;
+  /** Restores refused: the answer would exceed maxFrameSize. */
+  refusedTooLarge: number;
+  logEvictions: number;
+  sessionEvictions: number;
+  /** Sessions kept because their worker died with the socket connected. */
+  orphaned: number;
 }
 
 /** Connection events of the hub. */
