@@ -16,7 +16,7 @@
 // delivery, and deliveries per second at the clients.
 
 const cluster = require("node:cluster");
-const fs = require("node:fs");
+const { mainThreadNs, numericFlags, cpuSnapshot, cpuBetween } = require("./proc");
 const http = require("node:http");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
@@ -25,9 +25,6 @@ const ROOT = path.join(__dirname, "..");
 const PAYLOAD = "x".repeat(100);
 
 /** This process's main-thread CPU time in ns (its tid is its pid). */
-function mainThreadNs() {
-  return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
-}
 
 /** Calls `emit()` `rate` times per second for `ms`, in 1 ms slices; resolves with the main-thread ns used. */
 function paced(emit, rate, ms) {
@@ -49,12 +46,7 @@ function paced(emit, rate, ms) {
 }
 
 function args() {
-  const a = process.argv.slice(2);
-  const get = (name, def) => {
-    const i = a.indexOf(`--${name}`);
-    return i >= 0 ? Number(a[i + 1]) : def;
-  };
-  return { rate: get("rate", 10_000), ms: get("ms", 1000), reps: get("reps", 5), clients: get("clients", 2) };
+  return numericFlags({ rate: 10_000, ms: 1000, reps: 5, clients: 2 });
 }
 
 // ---- roles -------------------------------------------------------------------
@@ -117,7 +109,6 @@ function median(xs) {
 
 async function bench() {
   const { io: connect } = require("socket.io-client");
-  const { cpuSnapshot, cpuBetween } = require("./proc");
   const opts = args();
   const primary = require("node:child_process").fork(__filename, ["--role-primary"], { stdio: "inherit" });
   const next = () => new Promise((resolve) => primary.once("message", resolve));

@@ -108,4 +108,19 @@ function isAlive(pid) {
   }
 }
 
-module.exports = { cpuSnapshot, cpuBetween, peakRss, resetPeakRss, isAlive, clkTck };
+/** Nanoseconds this process's main thread has run (its tid is its pid): what a bench role measures of itself. */
+function mainThreadNs() {
+  return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
+}
+
+/** `--name value` numbers from the command line, each with its default. */
+function numericFlags(defaults, argv = process.argv.slice(2)) {
+  const out = {};
+  for (const [name, def] of Object.entries(defaults)) {
+    const i = argv.indexOf(`--${name}`);
+    out[name] = i >= 0 ? Number(argv[i + 1]) : def;
+  }
+  return out;
+}
+
+module.exports = { cpuSnapshot, cpuBetween, peakRss, resetPeakRss, isAlive, clkTck, mainThreadNs, numericFlags };

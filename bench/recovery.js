@@ -17,7 +17,7 @@
 //    last missed packet, `--restores` times: p50 and p99.
 
 const cluster = require("node:cluster");
-const fs = require("node:fs");
+const { mainThreadNs, numericFlags } = require("./proc");
 const http = require("node:http");
 const path = require("node:path");
 
@@ -25,17 +25,9 @@ const ROOT = path.join(__dirname, "..");
 const PAYLOAD = "x".repeat(100);
 
 function args() {
-  const a = process.argv.slice(2);
-  const get = (name, def) => {
-    const i = a.indexOf(`--${name}`);
-    return i >= 0 ? Number(a[i + 1]) : def;
-  };
-  return { messages: get("messages", 20_000), reps: get("reps", 5), missed: get("missed", 1000), restores: get("restores", 20) };
+  return numericFlags({ messages: 20_000, reps: 5, missed: 1000, restores: 20 });
 }
 
-function mainThreadNs() {
-  return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
-}
 
 // ---- roles -------------------------------------------------------------------
 

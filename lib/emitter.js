@@ -65,6 +65,20 @@ class Emitter {
     return true;
   }
 
+  /**
+   * Sends request `kind` of this namespace through _send(); `fail` hears
+   * why it could not be sent (the handler hears everything else).
+   */
+  _request(kind, timeoutMs, rooms, parts, handler, fail) {
+    this._send((link) => {
+      try {
+        link.request(this._nsp, kind, timeoutMs, false, rooms, parts, handler);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
   /** The connection to the hub; throws once the emitter is closed. */
   get _link() {
     if (this._shared.closed) throw new Error("socket.io-cluster-rs emitter: the emitter was closed");
@@ -151,13 +165,7 @@ class Emitter {
     }
     const tally = requests.serverSideTally(this._opts.partialResults, ack);
     const parts = [pack([ev, ...args])];
-    this._send((link) => {
-      try {
-        link.request(this._nsp, Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, false, [], parts, tally);
-      } catch (err) {
-        ack(err, []);
-      }
-    });
+    this._request(Kind.SERVER_SIDE_EMIT, this._opts.requestsTimeout, [], parts, tally, (err) => ack(err, []));
     return true;
   }
 
@@ -180,13 +188,7 @@ class Emitter {
   _roomQuery(query, rooms, initial) {
     return new Promise((resolve, reject) => {
       const tally = requests.roomTally(initial, this._opts.partialResults, resolve, reject);
-      this._send((link) => {
-        try {
-          link.request(this._nsp, Kind.ROOM_QUERY, this._opts.requestsTimeout, false, rooms, [pack(query)], tally);
-        } catch (err) {
-          reject(err);
-        }
-      });
+      this._request(Kind.ROOM_QUERY, this._opts.requestsTimeout, rooms, [pack(query)], tally, reject);
     });
   }
 
@@ -356,13 +358,7 @@ class BroadcastOperator {
     const timeout = this._flags.timeout === undefined ? emitter._opts.requestsTimeout : this._flags.timeout;
     return new Promise((resolve, reject) => {
       const tally = requests.socketsTally([], emitter._opts.partialResults, resolve, reject);
-      emitter._send((link) => {
-        try {
-          link.request(emitter._nsp, Kind.FETCH_SOCKETS, timeout, false, targetRooms(opts), [pack(encodeOptions(opts))], tally);
-        } catch (err) {
-          reject(err);
-        }
-      });
+      emitter._request(Kind.FETCH_SOCKETS, timeout, targetRooms(opts), [pack(encodeOptions(opts))], tally, reject);
     });
   }
 }

@@ -45,8 +45,6 @@ class HubLink {
     // Calls waiting for the first handshake (see afterHandshake()).
     this.upQueue = [];
     this.upTimer = null;
-    // Set while closeWhenSent() waits for the connection to come up.
-    this.whenSettled = null;
     this.pending = new PendingRequests();
     this.counters = {
       messagesIn: 0,
@@ -169,20 +167,15 @@ class HubLink {
    * meanwhile (bounded by the hub's handshake timeout).
    */
   closeWhenSent() {
-    if (this.closed || this.node !== null || this.downReason !== null) {
+    const close = () => {
       if (!this.closed) this.close();
+    };
+    if (!this.handshaking) {
+      close();
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearTimeout(backstop);
-        this.whenSettled = null;
-        if (!this.closed) this.close();
-        resolve();
-      };
-      const backstop = setTimeout(finish, HANDSHAKE_WAIT_MS);
-      this.whenSettled = finish;
-    });
+    // Queued behind what waits for the handshake, so that goes out first.
+    return new Promise((resolve) => this.afterHandshake(() => (close(), resolve())));
   }
 
   close() {
@@ -621,7 +614,6 @@ class HubLink {
     this.startReading();
     // The frames right behind Welcome (which namespaces recover) are read now.
     this.runUpQueue();
-    if (this.whenSettled) this.whenSettled();
   }
 
   onDropped(volatile, overflow) {
@@ -653,7 +645,6 @@ class HubLink {
    * lives (a hub restarted by a new setupPrimary() serves it again).
    */
   onDown(reason) {
-    if (this.whenSettled) this.whenSettled();
     if (this.upQueue.length) {
       // Before the first handshake: what waited for it meets the error now.
       this.downReason = this.downReason ?? reason;
