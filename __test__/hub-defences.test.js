@@ -310,7 +310,7 @@ test(
     assert.deepEqual(report.transports, ["ipc", "ipc"], p.output());
     assert.equal(report.crossed, true, "the workers still reach each other");
     const out = p.output();
-    assert.match(out, /cannot start the hub \(the hub address @socket\.io-cluster-rs-0-\d+ is already taken by uid 65534\)/);
+    assert.match(out, /cannot start the hub \(the address @socket\.io-cluster-rs-0-\d+ is already taken by uid 65534\)/);
     assert.equal(out.match(/cannot use the hub \(.*belongs to uid 65534/g).length, 2, out);
     p.child.kill("SIGTERM");
     await p.exited;

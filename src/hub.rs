@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -368,7 +367,7 @@ impl Hub {
         events: EventSink,
         log: Option<LogSink>,
     ) -> io::Result<Hub> {
-        let std_listener = bind(address)?;
+        let std_listener = paths::bind_listener(address)?;
         std_listener.set_nonblocking(true)?;
         options.max_connections = options.max_connections.min(descriptor_limit() / 4).max(1);
         options.incoming_limit = options.incoming_limit.max(options.max_frame);
@@ -491,35 +490,6 @@ impl Hub {
 impl Drop for Hub {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// Binds the listening socket of `address`. A socket file goes in a private
-/// directory, replacing a stale one; an abstract name another process holds
-/// is an error that says who holds it.
-fn bind(address: &str) -> io::Result<std::os::unix::net::UnixListener> {
-    if !paths::is_abstract(address) {
-        let path = Path::new(address);
-        if let Some(dir) = path.parent() {
-            paths::ensure_private_dir(dir)?;
-        }
-        paths::remove_stale_socket(path)?;
-    }
-    let addr = paths::socket_addr(address)?;
-    match std::os::unix::net::UnixListener::bind_addr(&addr) {
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse && paths::is_abstract(address) => {
-            let holder = std::os::unix::net::UnixStream::connect_addr(&addr)
-                .and_then(|s| paths::peer_uid(&s))
-                .map_or_else(
-                    |_| "another process".to_string(),
-                    |uid| format!("uid {uid}"),
-                );
-            Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("the hub address {address} is already taken by {holder}"),
-            ))
-        }
-        other => other,
     }
 }
 

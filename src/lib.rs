@@ -8,6 +8,7 @@
 //! - [`sock`]: Unix stream I/O on tokio without write-readiness wake-ups.
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
+//! - [`sticky`]: the sticky balancer: one TCP port, connections handed to workers by session.
 //! - [`log`]: the hub's `tracing` events as lines for the primary's `DEBUG` logger.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.
 //! - [`batch_js`]: that buffer's layout as JS constants (lib/generated/), and samples both sides decode.
@@ -31,6 +32,7 @@ pub mod paths;
 pub mod recovery;
 pub mod router;
 pub mod sock;
+pub mod sticky;
 
 // The #[napi] items are only reachable from JS (built with the `addon` feature).
 #[cfg(feature = "addon")]

@@ -69,7 +69,7 @@ pub fn socket_addr(address: &str) -> io::Result<SocketAddr> {
 
 /// The uid of the process at the other end of `stream` (for a connecting
 /// side: of the one that listens).
-pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+pub fn peer_uid(stream: &impl AsRawFd) -> io::Result<u32> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let mut cred = libc::ucred {
@@ -124,6 +124,44 @@ pub fn connect_hub(address: &str) -> io::Result<UnixStream> {
         ));
     }
     Ok(stream)
+}
+
+/// The address of the sticky balancer's handoff channel (`crate::sticky`)
+/// next to the hub at `hub_address`.
+pub fn sticky_address(hub_address: &str) -> String {
+    match hub_address.strip_suffix(".sock") {
+        Some(stem) => format!("{stem}.sticky.sock"),
+        None => format!("{hub_address}-sticky"),
+    }
+}
+
+/// Binds a listening socket at `address`. A socket file goes in a private
+/// directory, replacing a stale one; an abstract name another process holds
+/// is an error that says who holds it.
+pub fn bind_listener(address: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    if !is_abstract(address) {
+        let path = Path::new(address);
+        if let Some(dir) = path.parent() {
+            ensure_private_dir(dir)?;
+        }
+        remove_stale_socket(path)?;
+    }
+    let addr = socket_addr(address)?;
+    match std::os::unix::net::UnixListener::bind_addr(&addr) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && is_abstract(address) => {
+            let holder = UnixStream::connect_addr(&addr)
+                .and_then(|s| peer_uid(&s))
+                .map_or_else(
+                    |_| "another process".to_string(),
+                    |uid| format!("uid {uid}"),
+                );
+            Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("the address {address} is already taken by {holder}"),
+            ))
+        }
+        other => other,
+    }
 }
 
 /// `<base>/socket.io-cluster-rs-<uid>`.
