@@ -9,6 +9,19 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The sticky balancer, on its own thread in the primary. */
+export declare class Balancer {
+  /** Listens now (a port in use throws here) next to the hub at `hubPath`. */
+  constructor(hubPath: string, options: StickyOptionsJs)
+  /** The port it listens on (the one picked, when asked for 0). */
+  get port(): number | null
+  /** The address it listens on. */
+  get host(): string | null
+  stats(): StickyStatsJs | null
+  close(): void
+}
+export type JsBalancer = Balancer
+
 /** The hub, running on its own thread in the cluster primary. */
 export declare class Hub {
   /**
@@ -137,11 +150,43 @@ export declare class Link {
 }
 export type JsLink = Link
 
+/** A worker's handoff channel to the balancer. */
+export declare class StickyChannel {
+  /**
+   * Connects to the balancer next to the hub at `hubPath`; throws when
+   * there is none. `onConnection` receives each connection handed over,
+   * `onClose` why the channel ended; neither keeps the process alive.
+   */
+  constructor(hubPath: string, onConnection: (arg: HandedConnection) => void, onClose: (arg: string) => void)
+  /**
+   * Reports how many Engine.IO clients this worker serves; false once
+   * the channel is closed or broken.
+   */
+  reportLoad(clients: number): boolean
+  /**
+   * Hands the connection `fd` back to the balancer with `request`, the
+   * request read from it that belongs to another worker's session. The
+   * caller closes its own descriptor afterwards.
+   */
+  handBack(fd: number, request: Buffer): void
+  close(): void
+}
+export type JsStickyChannel = StickyChannel
+
 /**
  * Digest of the layout of the records `Link.drain()`/`Link.feed()` return;
  * lib/generated/batch-layout.js carries the one it was generated for.
  */
 export declare function batchLayoutDigest(): number
+
+/**
+ * A connection handed to this worker: its descriptor (now the caller's to
+ * close) and the bytes the balancer read from it.
+ */
+export interface HandedConnection {
+  fd: number
+  bytes: Buffer
+}
 
 /**
  * The hub address of the primary `pid`: `@socket.io-cluster-rs-<uid>-<pid>`
@@ -284,4 +329,42 @@ export declare function sampleBatch(): SampleBatch
 export interface SampleBatch {
   batch: Buffer
   expected: string
+}
+
+/** `setupPrimary({ sticky })`, resolved by lib/options.js. */
+export interface StickyOptionsJs {
+  /** Empty: every interface. */
+  host: string
+  port: number
+  /** "least-connections" or "ip-hash". */
+  balance: string
+  /** Lower-case header name, or empty for the connection's own address. */
+  ipHeader: string
+  maxHeaderSize: number
+  /** Milliseconds. */
+  headersTimeout: number
+  maxPendingConnections: number
+}
+
+/** `Balancer.stats()` (see `sticky::StickyStats`). */
+export interface StickyStatsJs {
+  connections: number
+  handed: number
+  handedBack: number
+  unknownSessions: number
+  noWorker: number
+  badRequests: number
+  tooLarge: number
+  headerTimeouts: number
+  overCapacity: number
+  closedEarly: number
+  lost: number
+  workers: Array<StickyWorkerJs>
+}
+
+/** One worker in `Balancer.stats()`. */
+export interface StickyWorkerJs {
+  pid: number
+  /** Engine.IO clients it reported, plus connections handed to it since. */
+  load: number
 }

@@ -835,10 +835,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Balancer = nativeBinding.Balancer
+module.exports.JsBalancer = nativeBinding.JsBalancer
 module.exports.Hub = nativeBinding.Hub
 module.exports.JsHub = nativeBinding.JsHub
 module.exports.Link = nativeBinding.Link
 module.exports.JsLink = nativeBinding.JsLink
+module.exports.StickyChannel = nativeBinding.StickyChannel
+module.exports.JsStickyChannel = nativeBinding.JsStickyChannel
 module.exports.batchLayoutDigest = nativeBinding.batchLayoutDigest
 module.exports.hubAddress = nativeBinding.hubAddress
 module.exports.probeHub = nativeBinding.probeHub

@@ -15,6 +15,7 @@ const { Adapter } = require("socket.io-adapter");
 const debug = require("./debug").logger();
 const { pack, unpack, splitParts, encodeOptions, decodeOptions } = require("./codec");
 const { acquireLink } = require("./link");
+const { serveSticky } = require("./sticky");
 const { resolveOptions } = require("./options");
 const { findHub } = require("./hub-path");
 const { IpcClusterAdapter } = require("./ipc-adapter");
@@ -75,6 +76,8 @@ class NodeClusterAdapter extends Adapter {
     this._headers = new PublishHeaders(nsp.name);
     this._link = acquireLink(hubPath, opts);
     this._link.attach(this);
+    // Connections from the primary's sticky balancer, when it runs one.
+    serveSticky(nsp.server, hubPath);
     // The hub routes room broadcasts only to workers with a member in the
     // room, so it must know which rooms have local members here.
     this._onCreateRoom = (room) => this._link.roomAdd(this.nsp.name, room);

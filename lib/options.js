@@ -113,7 +113,44 @@ function resolvePrimaryOptions(opts) {
     // Carried as u32.
     if (out[key] > MAX_FRAME_LIMIT) throw new TypeError(`socket.io-cluster-rs: setupPrimary() option "${key}" is too large`);
   }
+  out.sticky = resolveStickyOptions(opts.sticky);
   return Object.freeze(out);
 }
 
-module.exports = { resolveOptions, resolvePrimaryOptions, DEFAULTS, PRIMARY_DEFAULTS };
+const STICKY_DEFAULTS = Object.freeze({
+  maxHeaderSize: 16 * 1024,
+  headersTimeout: 10_000,
+  maxPendingConnections: 1024,
+});
+const BALANCES = ["least-connections", "ip-hash"];
+
+/**
+ * setupPrimary()'s `sticky` option (docs/sticky.md): null when absent, else
+ * what the addon's Balancer takes.
+ */
+function resolveStickyOptions(sticky) {
+  if (sticky === undefined || sticky === null || sticky === false) return null;
+  const bad = (what, value) =>
+    new TypeError(`socket.io-cluster-rs: setupPrimary() option "sticky${what}" ${value}`);
+  if (typeof sticky !== "object") throw bad("", `must be an object such as { port: 3000 }, got ${inspect(sticky)}`);
+  const { port, host = "", balance = "least-connections", ipHeader = "" } = sticky;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw bad(".port", `must be an integer from 0 to 65535, got ${inspect(port)}`);
+  }
+  if (typeof host !== "string") throw bad(".host", `must be a string, got ${inspect(host)}`);
+  if (!BALANCES.includes(balance)) throw bad(".balance", `must be one of ${BALANCES.join(", ")}, got ${inspect(balance)}`);
+  if (typeof ipHeader !== "string" || /[^A-Za-z0-9!#$%&'*+.^_`|~-]/.test(ipHeader)) {
+    throw bad(".ipHeader", `must be a header name, got ${inspect(ipHeader)}`);
+  }
+  const out = { host, port, balance, ipHeader: ipHeader.toLowerCase() };
+  for (const [key, def] of Object.entries(STICKY_DEFAULTS)) {
+    const value = sticky[key] === undefined ? def : sticky[key];
+    if (!Number.isInteger(value) || value <= 0 || value > MAX_FRAME_LIMIT) {
+      throw bad(`.${key}`, `must be a positive integer, got ${inspect(sticky[key])}`);
+    }
+    out[key] = value;
+  }
+  return Object.freeze(out);
+}
+
+module.exports = { resolveOptions, resolvePrimaryOptions, DEFAULTS, PRIMARY_DEFAULTS, STICKY_DEFAULTS };

@@ -34,6 +34,7 @@ class PrimaryHandle extends EventEmitter {
     cluster.on("message", this._relay);
     this.path = null;
     this._hub = null;
+    this._balancer = null;
     // Workers of an earlier hub of this process reconnect to a new one, so
     // running workers are no reason to go without one then.
     if (!hubStarted && workersAlreadyRunning()) {
@@ -43,6 +44,10 @@ class PrimaryHandle extends EventEmitter {
       this._warn(
         "setupPrimary() was called after workers had started, so the whole cluster uses the ipc transport; call it before or right after cluster.fork() for the native transport",
       );
+      if (opts.sticky) {
+        cluster.off("message", this._relay);
+        throw noHub("setupPrimary() was called after workers had started");
+      }
       return;
     }
     try {
@@ -58,9 +63,28 @@ class PrimaryHandle extends EventEmitter {
       // that must not stop the application. Workers find no usable hub and
       // speak the stock protocol, relayed here.
       this._warn(`cannot start the hub (${err.message}); the whole cluster uses the ipc transport, relayed by this primary`);
+      if (opts.sticky) {
+        cluster.off("message", this._relay);
+        throw noHub(`the hub cannot start: ${err.message}`);
+      }
       return;
     }
     hubStarted = true;
+    if (opts.sticky) {
+      // Listens now: a port in use throws from setupPrimary(), as listen()
+      // would emit "error". Connections never reach this thread.
+      try {
+        this._balancer = new binding.Balancer(this.path, opts.sticky);
+      } catch (err) {
+        // No half-started primary: setupPrimary() may be called again.
+        this._hub.close();
+        this._hub = null;
+        hubStarted = false;
+        cluster.off("message", this._relay);
+        throw err;
+      }
+      debug("sticky balancer listening on %s port %d", this._balancer.host, this._balancer.port);
+    }
     // The primary's own worker.send() stays in order with the hub's traffic.
     this._order = new SendOrder(this._hub);
     this._onExit = () => this.close();
@@ -68,9 +92,24 @@ class PrimaryHandle extends EventEmitter {
     debug("hub listening at %s", this.path);
   }
 
-  /** Counters, connected workers and queue depths of the hub; null without a hub. */
+  /**
+   * Counters, connected workers and queue depths of the hub (and, with
+   * `sticky`, the balancer's counters under `sticky`); null without a hub.
+   */
   stats() {
-    return this._hub ? this._hub.stats() : null;
+    if (!this._hub) return null;
+    const stats = this._hub.stats();
+    if (this._balancer) stats.sticky = this._balancer.stats();
+    return stats;
+  }
+
+  /**
+   * Where the sticky balancer listens (`{ host, port }`, the port it picked
+   * when asked for 0), or null without `sticky`.
+   */
+  get sticky() {
+    const b = this._balancer;
+    return b && b.port !== null ? { host: b.host, port: b.port } : null;
   }
 
   /**
@@ -101,6 +140,10 @@ class PrimaryHandle extends EventEmitter {
     if (this._emitter) {
       this._emitter.close();
       this._emitter = null;
+    }
+    if (this._balancer) {
+      this._balancer.close();
+      this._balancer = null;
     }
     if (this._hub) {
       this._order.close();
@@ -133,6 +176,13 @@ class PrimaryHandle extends EventEmitter {
   _warn(text, kind) {
     warnings.warn(`socket.io-cluster-rs hub: ${text}`, kind);
   }
+}
+
+/** Sticky balancing needs the hub: its workers are found through it. */
+function noHub(why) {
+  const e = new Error(`socket.io-cluster-rs: the sticky option needs the hub, and ${why}`);
+  e.code = "ERR_SOCKET_IO_CLUSTER_NO_HUB";
+  return e;
 }
 
 /**

@@ -735,9 +735,9 @@ impl JsLink {
 }
 
 /// A JS callback the addon's threads may call, which never keeps the process alive.
-type Callback<T> = ThreadsafeFunction<T, (), T, Status, false, true>;
+pub(crate) type Callback<T> = ThreadsafeFunction<T, (), T, Status, false, true>;
 
-fn weak_callback<T: 'static + JsValuesTupleIntoVec>(
+pub(crate) fn weak_callback<T: 'static + JsValuesTupleIntoVec>(
     f: &Function<T, ()>,
 ) -> std::result::Result<Callback<T>, Error<ErrorCode>> {
     f.build_threadsafe_function::<T>()

@@ -18,17 +18,20 @@ pub enum ErrorCode {
     Address,
     /// Node's API failed (for example while the process exits).
     Internal,
+    /// The sticky balancer cannot listen on its host and port.
+    Listen,
 }
 
 impl ErrorCode {
     /// Every code, for the generated JS constants.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 7] = [
         ErrorCode::FrameTooLarge,
         ErrorCode::HubFrameTooLarge,
         ErrorCode::QueueFull,
         ErrorCode::BadFrame,
         ErrorCode::Address,
         ErrorCode::Internal,
+        ErrorCode::Listen,
     ];
 
     /// The code's name in lib/generated/error-codes.js.
@@ -40,6 +43,7 @@ impl ErrorCode {
             ErrorCode::BadFrame => "BAD_FRAME",
             ErrorCode::Address => "ADDRESS",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Listen => "LISTEN",
         }
     }
 }
@@ -53,6 +57,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::BadFrame => "ERR_SOCKET_IO_CLUSTER_BAD_FRAME",
             ErrorCode::Address => "ERR_SOCKET_IO_CLUSTER_ADDRESS",
             ErrorCode::Internal => "ERR_SOCKET_IO_CLUSTER_INTERNAL",
+            ErrorCode::Listen => "ERR_SOCKET_IO_CLUSTER_LISTEN",
         }
     }
 }

@@ -14,7 +14,8 @@
 //! - [`batch_js`]: that buffer's layout as JS constants (lib/generated/), and samples both sides decode.
 //! - [`error`]: the codes of the errors JS sees.
 //! - `generated` (tests only): keeps lib/generated/*.js in step with [`batch`] and [`error`].
-//! - `binding` (feature `addon`): the thin `#[napi]` layer that exposes `Hub` and `Link` to JS.
+//! - `binding` (feature `addon`): the thin `#[napi]` layer that exposes `Hub` and `Link` to JS;
+//!   `binding_sticky` exposes the sticky `Balancer` and the worker's `StickyChannel`.
 
 // Input from other processes must never panic the hub: no unwrap outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -37,3 +38,5 @@ pub mod sticky;
 // The #[napi] items are only reachable from JS (built with the `addon` feature).
 #[cfg(feature = "addon")]
 mod binding;
+#[cfg(feature = "addon")]
+mod binding_sticky;

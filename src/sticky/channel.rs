@@ -87,7 +87,7 @@ fn read_connections(stream: &UnixStream, on_connection: &OnConnection) -> String
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         loop {
-            match dec.next() {
+            match dec.next_message() {
                 Ok(Some(wire::Message {
                     kind: wire::CONNECTION,
                     payload,

@@ -153,7 +153,7 @@ mod tests {
             Parsed::Partial
         );
         let mut long = b"GET /".to_vec();
-        long.extend(std::iter::repeat(b'a').take(MAX));
+        long.extend(std::iter::repeat_n(b'a', MAX));
         assert_eq!(parse(&long, MAX, None), Parsed::TooLarge);
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..100 {

@@ -443,7 +443,7 @@ async fn next_message(
     buf: &mut [u8],
 ) -> io::Result<Option<wire::Message>> {
     loop {
-        if let Some(m) = dec.next()? {
+        if let Some(m) = dec.next_message()? {
             return Ok(Some(m));
         }
         let fds: &mut VecDeque<OwnedFd> = &mut dec.fds;

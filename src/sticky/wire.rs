@@ -176,7 +176,7 @@ impl Decoder {
     /// The next complete message, `Ok(None)` while one is incomplete, an error
     /// for a length out of bounds or a message that should carry a descriptor
     /// and came without one (the channel cannot be trusted after either).
-    pub fn next(&mut self) -> io::Result<Option<Message>> {
+    pub fn next_message(&mut self) -> io::Result<Option<Message>> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
@@ -231,7 +231,7 @@ mod tests {
             let n = recv_part(rx.as_fd(), &mut buf, &mut dec.fds).unwrap();
             assert!(n > 0, "end of stream before {want} messages");
             dec.push(&buf[..n]);
-            while let Some(m) = dec.next().unwrap() {
+            while let Some(m) = dec.next_message().unwrap() {
                 out.push(m);
             }
         }
@@ -275,17 +275,17 @@ mod tests {
     fn lengths_out_of_bounds_and_missing_descriptors_are_errors() {
         let mut dec = Decoder::default();
         dec.push(&[0, 0, 0, 0, LOAD]);
-        assert!(dec.next().is_err());
+        assert!(dec.next_message().is_err());
         let mut dec = Decoder::default();
         dec.push(&((MAX_MESSAGE + 1) as u32).to_le_bytes());
         dec.push(&[LOAD]);
-        assert!(dec.next().is_err());
+        assert!(dec.next_message().is_err());
         let mut dec = Decoder::default();
         dec.push(&header(HAND_BACK, 2));
         dec.push(b"hi");
-        assert!(dec.next().is_err());
+        assert!(dec.next_message().is_err());
         let mut dec = Decoder::default();
         dec.push(&header(LOAD, 4)[..4]);
-        assert!(dec.next().unwrap().is_none());
+        assert!(dec.next_message().unwrap().is_none());
     }
 }
