@@ -54,8 +54,8 @@ test("the chat demo recovers a page that went offline, with every missed message
   };
   const a = await open();
   let b = await open();
-  // The cluster's round-robin decides, and each page opens the same number of
-  // connections: a request in between shifts it, until the pages sit on different workers.
+  // The primary's balancer sends a new page to the least-loaded worker; should both
+  // still land on one, a request in between shifts the tie, until they sit on different workers.
   for (let i = 0; i < 10 && b.worker === a.worker; i++) {
     await b.context.close();
     await new Promise((resolve, reject) =>

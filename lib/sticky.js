@@ -27,10 +27,13 @@ let serving = null;
 /**
  * Serves the balancer's connections with `io` (a Socket.IO server) when the
  * primary of the hub at `hubPath` runs one. Called by every adapter; the
- * first server that can serve does.
+ * first server that can serve does. An adapter given to the Server's
+ * constructor is made before the server is attached to its HTTP server:
+ * then this waits for attach().
  */
 function serveSticky(io, hubPath) {
-  if (serving || !io || !io.engine) return;
+  if (serving || !io) return;
+  if (!io.engine) return afterAttach(io, () => serveSticky(io, hubPath));
   let channel;
   const worker = new StickyWorker(io);
   try {
@@ -54,6 +57,23 @@ function serveSticky(io, hubPath) {
   }
   serving = worker;
   worker.start(channel);
+}
+
+const WAITING = Symbol("socket.io-cluster-rs: waiting for attach()");
+
+/** Runs `fn` once `io.attach()` (which listen() calls too) has run. */
+function afterAttach(io, fn) {
+  if (io[WAITING]) return;
+  io[WAITING] = true;
+  const original = io.attach;
+  const own = Object.hasOwn(io, "attach");
+  io.attach = function attach(...args) {
+    if (own) io.attach = original;
+    else delete io.attach;
+    const out = original.apply(this, args);
+    fn();
+    return out;
+  };
 }
 
 /** The owner pid a session id carries (see PID_SUFFIX), or null. */
@@ -104,6 +124,9 @@ class StickyWorker {
       return;
     }
     this.handed.add(socket);
+    // The balancer counts connections handed since the last report against
+    // this worker; a fresh report after each keeps its estimate close.
+    this.scheduleReport();
     this.server.emit("connection", socket);
     // What the balancer read comes first; the HTTP server parses it as if
     // it had read it itself, then reads on from the socket.

@@ -2,17 +2,15 @@
 // Cluster-wide chat demo for socket.io-cluster-rs. Run with `npm start`, open http://localhost:3000
 // in a few tabs and watch them land on different workers while still chatting with each other.
 //
-// Routing: the primary does not listen itself; every worker calls listen() on the same port and
-// node:cluster hands incoming connections out round-robin. That is only safe because clients use
-// `transports: ["websocket"]`: a WebSocket session lives on one TCP connection, so it never needs
-// to come back to the same worker (HTTP long-polling would, which is what sticky sessions are for).
+// Routing: one port for the whole cluster. The primary's sticky balancer (in Rust, off its JS
+// thread) accepts every connection and hands it to a worker; every request of a session reaches
+// the worker that owns it, so clients use Socket.IO's default transports: HTTP long-polling first,
+// then an upgrade to WebSocket. Workers do not listen themselves.
 
 const cluster = require("node:cluster");
 const http = require("node:http");
 const os = require("node:os");
-// CHAT_ADAPTER lets you compare against the stock adapter (CHAT_ADAPTER=@socket.io/cluster-adapter);
-// it is only a development switch, the demo is about this package.
-const { createAdapter, setupPrimary } = require(process.env.CHAT_ADAPTER || "../..");
+const { createAdapter, setupPrimary } = require("../..");
 
 const PORT = Number(process.env.PORT) || 3000;
 const HOST = process.env.HOST || "localhost";
@@ -22,25 +20,35 @@ if (cluster.isPrimary) runPrimary();
 else runWorker();
 
 function runPrimary() {
-  // The adapter's hub lives in the primary: it relays messages between the workers.
-  const hub = setupPrimary();
+  // The adapter's hub lives in the primary: it relays messages between the workers. With
+  // `sticky`, the primary also listens on PORT and balances connections to the workers.
+  let hub;
+  try {
+    hub = setupPrimary({ sticky: { port: PORT, host: HOST } });
+  } catch (err) {
+    // e.g. the port is taken: one clear line instead of a stack trace.
+    console.error(`chat: ${err.message}`);
+    process.exit(1);
+  }
   const workers = Array.from({ length: WORKERS }, () => cluster.fork());
   const alive = () => workers.filter((w) => !w.isDead());
-  // The primary talks to every client itself, through the hub (the stock adapter cannot).
-  // `hub.emitter` needs the native transport; the stock adapter (CHAT_ADAPTER) has none.
+  // The primary talks to every client itself, through the hub.
   const announce = (text) => {
     try {
-      if (hub && "emitter" in hub) hub.emitter.emit("system", text);
+      hub.emitter.emit("system", text);
     } catch (err) {
       console.error(`chat: cannot announce "${text}": ${err.message}`);
     }
   };
 
-  let listening = 0;
-  cluster.on("listening", (worker) => {
+  let ready = 0;
+  cluster.on("message", (worker, msg) => {
+    if (msg !== "ready") return;
     announce(`worker ${worker.id} joined the cluster`);
     // One summary line once everyone is up (scripts such as smoke.js wait for it).
-    if (++listening === WORKERS) console.log(`chat: ${WORKERS} workers listening on http://${HOST}:${PORT}`);
+    if (++ready === WORKERS) {
+      console.log(`chat: ${WORKERS} workers listening on http://${HOST}:${hub.sticky.port} (one port, balanced by the primary)`);
+    }
   });
 
   let shuttingDown = false;
@@ -110,14 +118,9 @@ function runWorker() {
     socket.on("disconnect", broadcastStats);
   });
 
-  // e.g. EADDRINUSE: one clear line instead of a stack trace; the primary exits once all are gone.
-  httpServer.on("error", (err) => {
-    console.error(`worker ${workerId}: ${err.message}`);
-    process.exit(1);
-  });
-  httpServer.listen(PORT, HOST, () => {
-    console.log(`worker ${workerId} (pid ${process.pid}) listening`);
-  });
+  // No listen(): the primary's balancer hands this worker its connections.
+  console.log(`worker ${workerId} (pid ${process.pid}) ready`);
+  process.send("ready");
 
   // Ctrl-C signals the whole process group, so workers get SIGINT too; the primary drives the
   // shutdown, so here we only close cleanly (SIGTERM still works for a lone `kill <pid>`).
@@ -148,8 +151,8 @@ const PAGE = `<!doctype html>
   <form id="form"><input id="text" autocomplete="off" placeholder="Say something"><button>Send</button></form>
   <script src="/socket.io/socket.io.js"></script>
   <script>
-    // WebSocket only: the cluster round-robins connections, so no polling (no sticky sessions).
-    const socket = io({ transports: ["websocket"] });
+    // Default transports: long-polling first, then WebSocket; the balancer keeps each session on its worker.
+    const socket = io();
     const $ = (id) => document.getElementById(id);
     socket.on("hello", ({ workerId, pid, recovered }) => {
       $("me").textContent = "You are connected to worker " + workerId + " (pid " + pid + ")" +

@@ -1,8 +1,8 @@
 "use strict";
 // Smoke test for the chat demo: `node examples/chat/smoke.js` (exit code 0 = pass).
-// Starts server.js on a free port, puts two clients on different workers, checks that a chat
-// message crosses workers and that the cluster-wide counts add up, then stops the demo.
-// CHAT_ADAPTER is passed through, so CHAT_ADAPTER=@socket.io/cluster-adapter tests the stock adapter.
+// Starts server.js on a free port, puts two clients on different workers (one with the default
+// transports, which start with long-polling and upgrade, one with long-polling only), checks that
+// a chat message crosses workers and that the cluster-wide counts add up, then stops the demo.
 
 const { spawn } = require("node:child_process");
 const net = require("node:net");
@@ -57,8 +57,8 @@ function freePort() {
 
 // Connect a client and learn which worker it landed on. Stats are collected from the start,
 // so a broadcast that arrives before we start looking is not lost.
-async function connect(url) {
-  const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+async function connect(url, transports) {
+  const socket = io(url, { transports, reconnection: false, forceNew: true });
   clients.push(socket);
   socket.stats = [];
   socket.on("stats", (s) => socket.stats.push(s));
@@ -82,16 +82,16 @@ async function main() {
   await waitFor(child.stdout, "data", "'workers listening' line", 10_000, () => /workers listening/.test(output));
   console.log(`smoke: demo up on ${url} with ${WORKERS} workers`);
 
-  // Round-robin usually puts the second client on another worker at once; retry a few times
-  // anyway. Extra clients stay connected so the expected user count is simply clients.length.
-  const a = await connect(url);
+  // The balancer puts the second client on another worker at once (least loaded); retry a few
+  // times anyway. Extra clients stay connected so the expected user count is simply clients.length.
+  const a = await connect(url, ["polling", "websocket"]);
   let b;
   for (let i = 0; i < 10 && !b; i++) {
-    const c = await connect(url);
+    const c = await connect(url, ["polling"]);
     if (c.hello.workerId !== a.hello.workerId) b = c;
   }
   if (!b) fail(`all connections landed on worker ${a.hello.workerId}`);
-  console.log(`smoke: client A on worker ${a.hello.workerId}, client B on worker ${b.hello.workerId}`);
+  console.log(`smoke: client A on worker ${a.hello.workerId}, client B (long-polling) on worker ${b.hello.workerId}`);
 
   // The last connect triggers a broadcast computed after every client joined, so it must show all.
   const full = (s) => s.users === clients.length && s.servers === WORKERS;
