@@ -77,6 +77,58 @@ export interface PrimaryOptions {
   recoveryMaxSessions: number;
   /** Options of the primary's emitter ({@link PrimaryHandle.emitter}). */
   emitter: EmitterOptions;
+  /**
+   * One port for the whole cluster: the primary accepts connections (in Rust, off its JS thread)
+   * and hands each to a worker, keeping every request of a session on its worker (docs/sticky.md).
+   * Workers do not call listen(). Absent: no balancer.
+   */
+  sticky: StickyOptions;
+}
+
+/** `setupPrimary({ sticky })`. Only `port` is required. */
+export interface StickyOptions {
+  /** TCP port; 0 picks a free one ({@link PrimaryHandle.sticky} says which). */
+  port: number;
+  /** Address to listen on. Default: every interface (IPv6 and IPv4), as `listen(port)`. */
+  host?: string;
+  /**
+   * How new sessions are spread: "least-connections" (default: the worker with the fewest
+   * Engine.IO clients) or "ip-hash" (the same client address, the same worker).
+   */
+  balance?: "least-connections" | "ip-hash";
+  /** Header whose first address stands for the client's with "ip-hash", e.g. "X-Forwarded-For" behind a proxy. */
+  ipHeader?: string;
+  /** Largest request head before a connection is handed over, in bytes (431 beyond). Default 16384. */
+  maxHeaderSize?: number;
+  /** Time for a new connection to send its first request head, in ms (408 beyond). Default 10000. */
+  headersTimeout?: number;
+  /** Connections waiting for their first request head; more are closed at once. Default 1024. */
+  maxPendingConnections?: number;
+}
+
+/** `setupPrimary().stats().sticky`. */
+export interface StickyStats {
+  /** Client connections accepted. */
+  connections: number;
+  /** Connections handed to a worker (handed back ones included). */
+  handed: number;
+  /** Connections a worker handed back: a keep-alive connection's request of another worker's session. */
+  handedBack: number;
+  /** Requests of a session whose worker is gone: answered 400 "Session ID unknown". */
+  unknownSessions: number;
+  /** Connections that came while no worker served: answered 503. */
+  noWorker: number;
+  badRequests: number;
+  tooLarge: number;
+  headerTimeouts: number;
+  /** Connections closed at once, past maxPendingConnections. */
+  overCapacity: number;
+  /** Connections closed by the client before their first request head. */
+  closedEarly: number;
+  /** Connections lost because their worker went away while they were handed to it. */
+  lost: number;
+  /** Each worker serving the balancer, with its load (Engine.IO clients, plus connections handed since its last report). */
+  workers: { pid: number; load: number }[];
 }
 
 /** Options of an emitter; createAdapter()'s options apply too (`requestsTimeout`, `partialResults`, ...). */
@@ -213,6 +265,8 @@ export interface HubStats {
   peers: HubPeerStats[];
   /** Connection state recovery (docs/recovery.md). */
   recovery: RecoveryStats;
+  /** The sticky balancer, with `setupPrimary({ sticky })`. */
+  sticky?: StickyStats;
 }
 
 /** `setupPrimary().stats().recovery`. */
@@ -256,6 +310,8 @@ export declare class PrimaryHandle extends EventEmitter {
   readonly path: string | null;
   /** Counters, connected workers and queue depths; null once closed. */
   stats(): HubStats | null;
+  /** Where the sticky balancer listens (the port it picked, when given 0); null without `sticky`. */
+  readonly sticky: { host: string; port: number } | null;
   /** Stops the hub (and removes its socket file where there is one; also done when the primary exits). */
   close(): void;
   /** The emitter of namespace "/" (made on first use); throws ERR_SOCKET_IO_CLUSTER_NO_HUB without a hub. */
@@ -265,7 +321,11 @@ export declare class PrimaryHandle extends EventEmitter {
   on(event: "connected" | "disconnected" | "refused", listener: (ev: HubEvent) => void): this;
 }
 
-/** Starts the hub in the cluster primary. Calling it again returns the same handle. */
+/**
+ * Starts the hub in the cluster primary. Calling it again returns the same handle. With `sticky`,
+ * throws ERR_SOCKET_IO_CLUSTER_LISTEN when the port cannot be bound, and ERR_SOCKET_IO_CLUSTER_NO_HUB
+ * when there is no hub to find the workers through.
+ */
 export declare function setupPrimary(opts?: Partial<PrimaryOptions>): PrimaryHandle;
 
 /**

@@ -24,7 +24,7 @@ function quickStartSnippets() {
   const start = readme.indexOf("## Quick start");
   const end = readme.indexOf("\n## ", start + 3);
   const blocks = [...readme.slice(start, end).matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-  assert.ok(blocks.length >= 2, "the websocket and the sticky snippet");
+  assert.ok(blocks.length >= 2, "the websocket and the one-port snippet");
   return blocks;
 }
 
@@ -34,7 +34,8 @@ async function startApp(t, code, port) {
   const file = path.join(dir, "app.js");
   const source = code
     .replaceAll('require("socket.io-cluster-rs")', `require(${JSON.stringify(ROOT)})`)
-    .replaceAll("listen(3000)", `listen(${port}, "127.0.0.1")`);
+    .replaceAll("listen(3000)", `listen(${port}, "127.0.0.1")`)
+    .replaceAll("port: 3000", `port: ${port}, host: "127.0.0.1"`);
   assert.notEqual(source, code, "the snippet was adapted");
   fs.writeFileSync(file, source);
   const child = spawn(process.execPath, [file], {
@@ -106,7 +107,7 @@ it("the WebSocket quick start runs as written", T, async (t) => {
   await chatReachesEveryone(t, port, Array.from({ length: 4 }, () => ({ transports: ["websocket"] })));
 });
 
-it("the @socket.io/sticky quick start (long-polling) runs as written", T, async (t) => {
+it("the one-port quick start (setupPrimary({ sticky }), long-polling) runs as written", T, async (t) => {
   const [, snippet] = quickStartSnippets();
   const port = await freePort();
   await startApp(t, snippet, port);
