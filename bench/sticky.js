@@ -407,8 +407,10 @@ function percentile(xs, p) {
 }
 
 function median(xs) {
-  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x));
-  return v.length ? percentile(v, 50) : NaN;
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
 function fmt(x) {

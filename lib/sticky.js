@@ -180,6 +180,8 @@ class StickyWorker {
     if (!this.channel) return;
     this.channel.close();
     this.channel = null;
+    // Another server of this process may serve the next balancer.
+    if (serving === this) serving = null;
   }
 }
 
