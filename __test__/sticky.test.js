@@ -347,6 +347,23 @@ describe("setupPrimary({ sticky }): failures", { timeout: 120_000 }, () => {
     }
   });
 
+  it("a new setupPrimary() after close() serves the same port: workers reconnect to its balancer, clients connect again", async () => {
+    const c = await startStickyCluster({ balancer: "rs", workers: 2 });
+    const clients = clientPool();
+    try {
+      const before = clients.connect(c.url, { transports: ["polling"] });
+      await connected(before);
+      await c.ask("restart");
+      const sockets = Array.from({ length: 6 }, () => clients.connect(c.url, { transports: ["polling"] }));
+      await Promise.all(sockets.map((s) => connected(s)));
+      const pids = await Promise.all(sockets.map((s) => s.timeout(5000).emitWithAck("whoami")));
+      assert.deepEqual(new Set(pids), new Set(c.pids));
+    } finally {
+      clients.closeAll();
+      await c.stop();
+    }
+  });
+
   it("balance: \"ip-hash\" with ipHeader: the same forwarded address reaches the same worker, others spread", async () => {
     const c = await startStickyCluster({ balancer: "rs", workers: 2, sticky: { balance: "ip-hash", ipHeader: "X-Forwarded-For" } });
     try {

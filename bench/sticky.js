@@ -50,7 +50,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const MAX_LIFETIME_MS = 20 * 60_000;
 
 function args() {
-  return numericFlags({ sessions: 1000, concurrency: 50, clients: 50, rounds: 40, reps: 3, workers: 2 });
+  return numericFlags({ sessions: 1000, concurrency: 50, clients: 50, rounds: 40, reps: 3, warmup: 1, workers: 2 });
 }
 
 // ---- roles -------------------------------------------------------------------
@@ -459,10 +459,13 @@ async function bench() {
   for (const setup of SETUPS) clusters[setup] = await startCluster(setup, opts.workers);
   const results = [];
   try {
-    // Warm-up: JIT of both balancers, servers and the clients' code paths.
-    for (const setup of SETUPS) {
-      await sessionsPhase(clusters[setup], Math.min(200, opts.sessions), opts.concurrency, false);
-      await roundsPhase(clusters[setup], Math.min(10, opts.clients), Math.min(10, opts.rounds), false);
+    // Warm-up, `--warmup` unmeasured full-size reps of each (JIT of the
+    // primaries, workers and clients: the first reps run measurably slower).
+    for (let i = 0; i < opts.warmup; i++) {
+      for (const setup of SETUPS) {
+        await sessionsPhase(clusters[setup], opts.sessions, opts.concurrency, false);
+        await roundsPhase(clusters[setup], opts.clients, opts.rounds, false);
+      }
     }
     for (let rep = 0; rep < opts.reps; rep++) {
       const order = rep % 2 === 0 ? SETUPS : [...SETUPS].reverse();

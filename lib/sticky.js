@@ -34,21 +34,11 @@ let serving = null;
 function serveSticky(io, hubPath) {
   if (serving || !io) return;
   if (!io.engine) return afterAttach(io, () => serveSticky(io, hubPath));
-  let channel;
-  const worker = new StickyWorker(io);
-  try {
-    channel = new binding.StickyChannel(
-      hubPath,
-      (handed) => worker.onConnection(handed),
-      (reason) => worker.onChannelClosed(reason),
-    );
-  } catch (err) {
-    // No balancer in the primary: nothing to do.
-    debug("no sticky balancer: %s", err.message);
-    return;
-  }
+  const worker = new StickyWorker(io, hubPath);
+  // No balancer in the primary: nothing to do.
+  if (!worker.connect()) return;
   if (!io.httpServer) {
-    channel.close();
+    worker.close();
     warnings.warn(
       "socket.io-cluster-rs: the primary balances connections (setupPrimary({ sticky })), but this worker's Socket.IO server has no HTTP server to give them to; create it with new Server(httpServer)",
       "sticky-no-http-server",
@@ -56,7 +46,7 @@ function serveSticky(io, hubPath) {
     return;
   }
   serving = worker;
-  worker.start(channel);
+  worker.start();
 }
 
 const WAITING = Symbol("socket.io-cluster-rs: waiting for attach()");
@@ -85,18 +75,37 @@ function sidOwner(sid) {
 }
 
 class StickyWorker {
-  constructor(io) {
+  constructor(io, hubPath) {
     this.io = io;
+    this.hubPath = hubPath;
     this.engine = io.engine;
+    this.server = null;
+    // The handoff channel of the moment (a new one after each loss).
     this.channel = null;
+    this.closed = false;
+    this.attempts = 0;
+    this.retryTimer = null;
     // Sockets made from handed connections: only their requests may go back.
     this.handed = new WeakSet();
     this.reportScheduled = false;
-    this.handBacks = 0;
   }
 
-  start(channel) {
-    this.channel = channel;
+  /** Opens a handoff channel; false when the primary runs no balancer. */
+  connect() {
+    try {
+      this.channel = new binding.StickyChannel(
+        this.hubPath,
+        (handed) => this.onConnection(handed),
+        (reason) => this.onChannelClosed(reason),
+      );
+      return true;
+    } catch (err) {
+      debug("no sticky balancer: %s", err.message);
+      return false;
+    }
+  }
+
+  start() {
     this.server = this.io.httpServer;
     suffixSessionIds(this.engine);
     // Engine.IO runs middlewares on every request and upgrade before it
@@ -134,13 +143,38 @@ class StickyWorker {
     socket.resume();
   }
 
+  /**
+   * The balancer is gone (its primary called close(), or exits): this worker
+   * keeps serving the connections it has and tries a new channel with backoff
+   * (50 ms doubling to 2 s), for a balancer a new setupPrimary() starts.
+   */
   onChannelClosed(reason) {
     if (!this.channel) return;
+    this.channel.close();
+    this.channel = null;
     warnings.warn(
       `socket.io-cluster-rs: this worker (pid ${process.pid}) lost the sticky balancer (${reason}); it keeps serving the connections it has`,
       "sticky-lost",
     );
-    this.close();
+    this.retry();
+  }
+
+  retry() {
+    if (this.closed) return;
+    const delay = Math.min(2_000, 50 * 2 ** this.attempts++);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed) return;
+      if (!this.connect()) return this.retry();
+      warnings.warn(
+        `socket.io-cluster-rs: this worker (pid ${process.pid}) serves the sticky balancer again, after ${this.attempts} attempt(s)`,
+        "sticky-back",
+      );
+      this.attempts = 0;
+      this.scheduleReport();
+    }, delay);
+    // Unref'd: retrying never keeps a worker running.
+    this.retryTimer.unref();
   }
 
   /** Engine.IO middleware: a request of another worker's session goes back. */
@@ -158,7 +192,6 @@ class StickyWorker {
     if (!this.channel || typeof fd !== "number" || fd < 0) return socket.destroy();
     try {
       this.channel.handBack(fd, Buffer.concat([requestHead(req, body.length), body]));
-      this.handBacks++;
     } catch (err) {
       debug("could not hand a connection back: %s", err.message);
     }
@@ -176,11 +209,13 @@ class StickyWorker {
     });
   }
 
+  /** Its server closed: no more connections for it. */
   close() {
-    if (!this.channel) return;
-    this.channel.close();
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    if (this.channel) this.channel.close();
     this.channel = null;
-    // Another server of this process may serve the next balancer.
+    // Another server of this process may serve the balancer.
     if (serving === this) serving = null;
   }
 }
