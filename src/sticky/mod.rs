@@ -512,7 +512,10 @@ async fn reroute(shared: Arc<Shared>, fd: OwnedFd, bytes: Vec<u8>, from: u32) {
         options.max_header_size,
         options.ip_header.as_deref(),
     ) {
-        http::Parsed::Complete(head) => route(&shared, stream, bytes, head, None, Some(from)).await,
+        http::Parsed::Complete(head) => {
+            let peer = stream.peer_addr().ok().map(|a| a.ip());
+            route(&shared, stream, bytes, head, peer, Some(from)).await
+        }
         _ => {
             bump(&shared.counters.bad_requests);
             let answer = http::response(400, "Bad Request", "text/plain", "");
