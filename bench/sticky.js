@@ -6,17 +6,20 @@
 // over IPC, requests with a body — polling POSTs — are proxied chunk by chunk
 // through the primary's JavaScript).
 //
-//   node bench/sticky.js [--sessions 1000] [--concurrency 50] [--clients 50] [--rounds 40] [--reps 3] [--workers 2]
-//   npm run bench:sticky -- --sessions 200 --clients 10 --rounds 10 --reps 1   # quick
+//   node bench/sticky.js [--sessions 1000] [--concurrency 50] [--clients 50] [--rounds 40]
+//                        [--reps 3] [--warmup 1] [--workers 2]            (~1 min on 2 cores)
+//   npm run bench:sticky -- --sessions 200 --clients 10 --rounds 10 --reps 1 --warmup 0   # quick
 //
 // Two clusters, "rs" and "stock", both with `--workers` workers running
 // socket.io with THIS package's adapter (require(ROOT): setupPrimary() /
 // createAdapter()), so that only the balancer differs. Both listen on
-// 127.0.0.1 on a free port, run in the same run, and are measured in turn,
-// the order alternating per repetition (stock first in even ones, rs first in
-// odd ones), after an unmeasured warm-up of each. Clients are socket.io-client
-// in this process, polling only (Node's socket.io-client opens a new TCP
-// connection for every HTTP request, so a request is a connection).
+// 127.0.0.1 on a free port, run side by side in the same run, and are
+// measured in turn, the order alternating per repetition (stock first in even
+// ones, rs first in odd ones), after `--warmup` unmeasured full-size reps of
+// each (without one, the first measured reps run up to 2-3x slower: JIT).
+// Clients are socket.io-client in this process, polling only (in Node,
+// socket.io-client opens a new TCP connection for every HTTP request, so a
+// request is a connection to the primary).
 //
 // 1. sessions: `--sessions` clients, `--concurrency` at a time; each connects,
 //    does one emitWithAck("echo", i) and closes. Reported: sessions/s, failed
@@ -26,12 +29,16 @@
 //    round trips/s, p50 / p99 round-trip latency, failed round trips.
 // For each phase: the connections the primary accepted (rs: the balancer's
 // stats().sticky.connections; stock: 'connection' events of its http.Server,
-// both asked over IPC), and the CPU time of the primary and of the workers
-// (every thread, /proc schedstat read from this process: bench/proc.js) per
-// connection. The issue's target: rs primary CPU per request <= 1/10 of stock's.
+// both asked over IPC outside the measured window), and the CPU time of the
+// primary and of the workers (every thread, /proc schedstat read from this
+// process: bench/proc.js) per connection, plus the primary's CPU by thread
+// name (node = main thread, sio-cluster-hub = the adapter's hub,
+// sio-cluster-sti = the balancer). The issue's target: rs primary CPU per
+// request <= 1/10 of stock's.
 //
-// Output: a table on stdout (per-rep values, medians, rs/stock ratios) and
-// bench/results/sticky.json ({ meta, results, summary }). Every process ends by
+// Output: a table on stdout (per-rep values, medians, rs/stock ratios; failure
+// counts are summed), progress on stderr, and bench/results/sticky.json
+// ({ meta, results: every rep's raw figures, summary }). Every process ends by
 // itself: primaries exit (killing their workers) when this process goes away,
 // and every role has a maximum lifetime.
 

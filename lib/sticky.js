@@ -133,9 +133,11 @@ class StickyWorker {
       return;
     }
     this.handed.add(socket);
-    // The balancer counts connections handed since the last report against
-    // this worker; a fresh report after each keeps its estimate close.
-    this.scheduleReport();
+    // The balancer counts connections without a session handed since the
+    // last report against this worker (a page load, a handshake: it cannot
+    // tell which will start a session); a fresh report keeps its estimate
+    // close. Requests of a session (the bulk of long-polling) need none.
+    if (!carriesSession(bytes)) this.scheduleReport();
     this.server.emit("connection", socket);
     // What the balancer read comes first; the HTTP server parses it as if
     // it had read it itself, then reads on from the socket.
@@ -237,6 +239,13 @@ function suffixSessionIds(engine) {
       generate = fn;
     },
   });
+}
+
+/** True when the request line at the start of `bytes` has a `sid` query parameter. */
+function carriesSession(bytes) {
+  const lineEnd = bytes.indexOf("\r\n");
+  const sid = bytes.indexOf("sid=");
+  return sid !== -1 && (lineEnd === -1 || sid < lineEnd);
 }
 
 /**

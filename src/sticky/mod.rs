@@ -28,16 +28,17 @@ pub mod pick;
 pub mod wire;
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -188,8 +189,11 @@ impl Balancer {
             .name("sio-cluster-sticky".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let (Ok(clients), Ok(channels)) =
-                        (TcpListener::from_std(tcp), UnixListener::from_std(channels))
+                    // SAFETY: a std listener owns its fd: it stays open and is
+                    // the same fd for as long as the listener lives, which is as
+                    // long as the `AsyncFd`; nothing swaps it out via `get_mut`.
+                    let clients = unsafe { AsyncFd::register(tcp) }.map_err(|_| ());
+                    let (Ok(clients), Ok(channels)) = (clients, UnixListener::from_std(channels))
                     else {
                         return;
                     };
@@ -259,28 +263,111 @@ impl Drop for Balancer {
 /// Binds `host:port`; an empty host is every interface, as Node.js's
 /// `listen(port)`: `::` (which takes IPv4 too), else `0.0.0.0`.
 fn bind_tcp(host: &str, port: u16) -> io::Result<StdTcpListener> {
-    if host.is_empty() {
-        return StdTcpListener::bind(("::", port))
-            .or_else(|_| StdTcpListener::bind(("0.0.0.0", port)));
-    }
-    StdTcpListener::bind((host, port))
+    let listener = if host.is_empty() {
+        StdTcpListener::bind(("::", port)).or_else(|_| StdTcpListener::bind(("0.0.0.0", port)))?
+    } else {
+        StdTcpListener::bind((host, port))?
+    };
+    defer_accept(&listener);
+    Ok(listener)
 }
 
-async fn accept_clients(listener: TcpListener, shared: Arc<Shared>) {
+/// Linux: the kernel hands over a connection only once its first bytes have
+/// arrived (or after about a second without any), so that the balancer can
+/// usually read and route a connection right after accepting it, without
+/// ever watching the socket: no registration, no second wake-up. A client
+/// that stays silent is accepted after that second and then meets
+/// `headers_timeout`. Best effort: without it, such connections take the
+/// watched path.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn defer_accept(listener: &StdTcpListener) {
+    use std::os::fd::AsRawFd;
+    let seconds: libc::c_int = 1;
+    // SAFETY: the fd is open (borrowed from `listener`), and the option value
+    // is a c_int whose size is passed along, as TCP_DEFER_ACCEPT requires.
+    unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn defer_accept(_listener: &StdTcpListener) {}
+
+async fn accept_clients(listener: AsyncFd<StdTcpListener>, shared: Arc<Shared>) {
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                bump(&shared.counters.connections);
-                if shared.pending.load(Ordering::Relaxed) >= shared.options.max_pending {
-                    bump(&shared.counters.over_capacity);
-                    continue;
+        let Ok(mut ready) = listener.readable().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        // Every connection that is ready, for one wake-up.
+        loop {
+            match listener.get_ref().accept() {
+                Ok((stream, peer)) => accept_one(&shared, stream, peer.ip()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                    break;
                 }
-                shared.pending.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve_client(shared.clone(), stream, peer.ip()));
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EMFILE and friends: back off, keep serving.
+                Err(_) => {
+                    drop(ready);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
             }
-            // EMFILE and friends: back off, keep serving.
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
+    }
+}
+
+/// A new connection. When its first read brings a whole request head that
+/// goes to a worker (the common case), it is handed over at once, never
+/// registered with the event loop; otherwise a task reads on within the
+/// bounds, or answers.
+fn accept_one(shared: &Arc<Shared>, stream: std::net::TcpStream, peer: IpAddr) {
+    let c = &shared.counters;
+    bump(&c.connections);
+    if stream.set_nonblocking(true).is_err() {
+        return bump(&c.closed_early);
+    }
+    let mut chunk = [0u8; 4096];
+    let first = match (&stream).read(&mut chunk) {
+        Ok(0) => return bump(&c.closed_early),
+        Ok(n) => chunk[..n].to_vec(),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Vec::new(),
+        Err(_) => return bump(&c.closed_early),
+    };
+    let options = &shared.options;
+    if let http::Parsed::Complete(head) = http::parse(
+        &first,
+        options.max_header_size,
+        options.ip_header.as_deref(),
+    ) {
+        if let Decision::To(sink) = decide(shared, &head, Some(peer), None) {
+            if sink
+                .send(Handoff {
+                    fd: OwnedFd::from(stream),
+                    bytes: first,
+                })
+                .is_err()
+            {
+                bump(&c.lost);
+            }
+            return;
+        }
+    }
+    if shared.pending.load(Ordering::Relaxed) >= options.max_pending {
+        return bump(&c.over_capacity);
+    }
+    shared.pending.fetch_add(1, Ordering::Relaxed);
+    let slot = PendingSlot(shared.clone());
+    if let Ok(stream) = TcpStream::from_std(stream) {
+        tokio::spawn(serve_client(slot, stream, peer, first));
     }
 }
 
@@ -293,15 +380,35 @@ impl Drop for PendingSlot {
     }
 }
 
-/// Reads the first request head of a new connection and routes it.
-async fn serve_client(shared: Arc<Shared>, mut stream: TcpStream, peer: IpAddr) {
-    let _slot = PendingSlot(shared.clone());
+/// Reads the rest of the first request head of a new connection (`buf` holds
+/// what came so far) and routes it.
+async fn serve_client(slot: PendingSlot, mut stream: TcpStream, peer: IpAddr, mut buf: Vec<u8>) {
+    let shared = slot.0.clone();
     let options = &shared.options;
     let deadline = Instant::now() + options.headers_timeout;
-    let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let c = &shared.counters;
     loop {
+        if !buf.is_empty() {
+            match http::parse(&buf, options.max_header_size, options.ip_header.as_deref()) {
+                http::Parsed::Partial => {}
+                http::Parsed::TooLarge => {
+                    bump(&c.too_large);
+                    let answer =
+                        http::response(431, "Request Header Fields Too Large", "text/plain", "");
+                    return answer_and_close(stream, &answer).await;
+                }
+                http::Parsed::Bad => {
+                    bump(&c.bad_requests);
+                    let answer = http::response(400, "Bad Request", "text/plain", "");
+                    return answer_and_close(stream, &answer).await;
+                }
+                http::Parsed::Complete(head) => {
+                    drop(slot);
+                    return route(&shared, stream, buf, head, Some(peer), None).await;
+                }
+            }
+        }
         match timeout_at(deadline, stream.read(&mut chunk)).await {
             Err(_) => {
                 bump(&c.header_timeouts);
@@ -310,23 +417,6 @@ async fn serve_client(shared: Arc<Shared>, mut stream: TcpStream, peer: IpAddr) 
             }
             Ok(Ok(0)) | Ok(Err(_)) => return bump(&c.closed_early),
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-        match http::parse(&buf, options.max_header_size, options.ip_header.as_deref()) {
-            http::Parsed::Partial => {}
-            http::Parsed::TooLarge => {
-                bump(&c.too_large);
-                let answer =
-                    http::response(431, "Request Header Fields Too Large", "text/plain", "");
-                return answer_and_close(stream, &answer).await;
-            }
-            http::Parsed::Bad => {
-                bump(&c.bad_requests);
-                let answer = http::response(400, "Bad Request", "text/plain", "");
-                return answer_and_close(stream, &answer).await;
-            }
-            http::Parsed::Complete(head) => {
-                return route(&shared, stream, buf, head, Some(peer), None).await;
-            }
         }
     }
 }
@@ -524,29 +614,42 @@ async fn reroute(shared: Arc<Shared>, fd: OwnedFd, bytes: Vec<u8>, from: u32) {
     }
 }
 
-/// Writes each connection handed to this worker, with its descriptor.
+/// Writes the connections handed to this worker, with their descriptors:
+/// those waiting together go in one `sendmsg()` (up to `wire::MAX_BATCH`).
 async fn write_handoffs(
     shared: Arc<Shared>,
     stream: Arc<UnixStream>,
     mut rx: mpsc::UnboundedReceiver<Handoff>,
 ) {
     let c = &shared.counters;
-    while let Some(h) = rx.recv().await {
-        let head = wire::header(wire::CONNECTION, h.bytes.len());
-        let total = head.len() + h.bytes.len();
+    let mut batch: Vec<Handoff> = Vec::with_capacity(wire::MAX_BATCH);
+    let mut bytes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < wire::MAX_BATCH {
+            match rx.try_recv() {
+                Ok(h) => batch.push(h),
+                Err(_) => break,
+            }
+        }
+        bytes.clear();
+        for h in &batch {
+            wire::encode(&mut bytes, wire::CONNECTION, &h.bytes);
+        }
+        let fds: Vec<BorrowedFd<'_>> = batch.iter().map(|h| h.fd.as_fd()).collect();
         let mut sent = 0;
-        while sent < total {
+        while sent < bytes.len() {
             let part = stream
                 .async_io(Interest::WRITABLE, || {
-                    wire::send_part(stream.as_fd(), &head, &h.bytes, Some(h.fd.as_fd()), sent)
+                    wire::send_part(stream.as_fd(), &bytes, &fds, sent)
                 })
                 .await;
             match part {
                 Ok(n) if n > 0 => sent += n,
                 _ => {
-                    // The worker is gone: this connection and those queued
-                    // behind it close with this task.
-                    bump(&c.lost);
+                    // The worker is gone: these connections and those queued
+                    // behind them close with this task.
+                    c.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     rx.close();
                     while rx.try_recv().is_ok() {
                         bump(&c.lost);
@@ -555,7 +658,9 @@ async fn write_handoffs(
                 }
             }
         }
-        bump(&c.handed);
-        // `h.fd` closes here: the worker has its own descriptor now.
+        c.handed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Our descriptors close here: the worker has its own now.
+        drop(fds);
+        batch.clear();
     }
 }

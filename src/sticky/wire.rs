@@ -30,8 +30,11 @@ pub const HAND_BACK: u8 = 4;
 /// default).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
-/// Descriptors one read can bring (more than one only when reads coalesce).
-const FDS_PER_READ: usize = 16;
+/// Connections the balancer sends with one `sendmsg()` at most.
+pub const MAX_BATCH: usize = 32;
+
+/// Descriptors one read can bring: a batch, with room to spare.
+const FDS_PER_READ: usize = 2 * MAX_BATCH;
 
 /// True for the kinds that carry a descriptor.
 pub fn carries_fd(kind: u8) -> bool {
@@ -46,33 +49,27 @@ pub struct Message {
     pub fd: Option<OwnedFd>,
 }
 
-/// The 5 header bytes of a message of `kind` with `payload_len` bytes.
-pub fn header(kind: u8, payload_len: usize) -> [u8; 5] {
-    let len = (payload_len + 1) as u32;
-    let b = len.to_le_bytes();
-    [b[0], b[1], b[2], b[3], kind]
+/// Appends a message of `kind` with `payload` to `out`.
+pub fn encode(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    out.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
 }
 
-/// Sends what is left of a message, `sent` bytes of which went already, with
-/// one `sendmsg()`; `fd` rides on the call that sends the first byte.
-/// Returns how many bytes this call sent. Non-blocking sockets return
-/// `WouldBlock` as usual.
+/// Sends what is left of `bytes` (whole messages), `sent` bytes of which went
+/// already, with one `sendmsg()`; `fds` (one per message that carries one,
+/// in order) ride on the call that sends the first byte. Returns how many
+/// bytes this call sent; non-blocking sockets return `WouldBlock` as usual.
 pub fn send_part(
     socket: BorrowedFd<'_>,
-    head: &[u8; 5],
-    payload: &[u8],
-    fd: Option<BorrowedFd<'_>>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
     sent: usize,
 ) -> io::Result<usize> {
-    let (h, p) = if sent < head.len() {
-        (&head[sent..], payload)
-    } else {
-        (&head[..0], &payload[sent - head.len()..])
-    };
-    let iov = [IoSlice::new(h), IoSlice::new(p)];
-    let raw: [RawFd; 1] = [fd.map_or(-1, |f| f.as_raw_fd())];
+    let iov = [IoSlice::new(&bytes[sent..])];
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let rights = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage] = if sent == 0 && fd.is_some() {
+    let cmsgs: &[ControlMessage] = if sent == 0 && !raw.is_empty() {
         &rights
     } else {
         &[]
@@ -80,18 +77,19 @@ pub fn send_part(
     sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, send_flags(), None).map_err(io::Error::from)
 }
 
-/// Sends a whole message on a blocking socket.
+/// Sends one message on a blocking socket.
 pub fn send_blocking(
     socket: BorrowedFd<'_>,
     kind: u8,
     payload: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
-    let head = header(kind, payload.len());
-    let total = head.len() + payload.len();
+    let mut bytes = Vec::with_capacity(payload.len() + 5);
+    encode(&mut bytes, kind, payload);
+    let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
     let mut sent = 0;
-    while sent < total {
-        match send_part(socket, &head, payload, fd, sent) {
+    while sent < bytes.len() {
+        match send_part(socket, &bytes, &fds, sent) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -251,13 +249,18 @@ mod tests {
             Some(a1.as_fd()),
         )
         .unwrap();
-        send_blocking(tx.as_fd(), HAND_BACK, b"", Some(b1.as_fd())).unwrap();
+        // Two messages with their descriptors in one sendmsg(), as the balancer batches them.
+        let mut batch = Vec::new();
+        encode(&mut batch, HAND_BACK, b"");
+        encode(&mut batch, LOAD, &9u32.to_le_bytes());
+        send_part(tx.as_fd(), &batch, &[b1.as_fd()], 0).unwrap();
         // Reads of 3 bytes: a descriptor arrives with its message's first bytes.
-        let mut msgs = read_messages(&rx, 3);
+        let mut msgs = read_messages(&rx, 4);
         assert_eq!(msgs[0].kind, LOAD);
         assert_eq!(read_u32(&msgs[0].payload), Some(7));
         assert!(msgs[0].fd.is_none());
         assert_eq!(msgs[1].payload, b"GET / HTTP/1.1\r\n");
+        assert_eq!(read_u32(&msgs[3].payload), Some(9));
         // The descriptors are the streams sent: write through each.
         let mut s1 = UnixStream::from(msgs[1].fd.take().unwrap());
         let mut s2 = UnixStream::from(msgs[2].fd.take().unwrap());
@@ -281,11 +284,14 @@ mod tests {
         dec.push(&[LOAD]);
         assert!(dec.next_message().is_err());
         let mut dec = Decoder::default();
-        dec.push(&header(HAND_BACK, 2));
-        dec.push(b"hi");
+        let mut bytes = Vec::new();
+        encode(&mut bytes, HAND_BACK, b"hi");
+        dec.push(&bytes);
         assert!(dec.next_message().is_err());
         let mut dec = Decoder::default();
-        dec.push(&header(LOAD, 4)[..4]);
+        let mut bytes = Vec::new();
+        encode(&mut bytes, LOAD, &[0; 4]);
+        dec.push(&bytes[..8]);
         assert!(dec.next_message().unwrap().is_none());
     }
 }
