@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use crate::frame::{
@@ -24,6 +23,7 @@ use crate::log::{self, LogSink};
 use crate::paths;
 use crate::recovery::{RecoveryLimits, RecoveryStats};
 use crate::router::{Class, Out, PeerInfo, Router, RouterStats};
+use crate::serving::ServingThread;
 use crate::sock::{self, Reader};
 
 /// How long a new connection may take to say `Hello`.
@@ -348,8 +348,7 @@ pub struct QueueStats {
 pub struct Hub {
     address: String,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    serving: ServingThread,
 }
 
 impl Hub {
@@ -389,40 +388,26 @@ impl Hub {
             },
             options,
         });
-        let (shutdown, shutdown_rx) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("sio-cluster-hub".into())
-            .spawn(move || {
-                // Scoped to this thread, where all of the hub's work runs.
-                let _log = log.map(|sink| tracing::dispatcher::set_default(&log::dispatch(sink)));
-                runtime.block_on(async move {
-                    let listener = match UnixListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            thread_shared.report(HubEvent::Refused {
-                                reason: format!("hub cannot listen: {e}"),
-                            });
-                            return;
-                        }
-                    };
-                    tokio::spawn(timer_loop(thread_shared.clone()));
-                    tokio::select! {
-                        _ = accept_loop(listener, thread_shared) => {}
-                        _ = shutdown_rx => {}
-                    }
-                });
-                // Dropping the runtime here cancels every connection task,
-                // which closes every worker socket.
-            })?;
+        let serving = ServingThread::spawn("sio-cluster-hub", address, move || async move {
+            // Scoped to this thread, where all of the hub's work runs.
+            let _log = log.map(|sink| tracing::dispatcher::set_default(&log::dispatch(sink)));
+            let listener = match UnixListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    thread_shared.report(HubEvent::Refused {
+                        reason: format!("hub cannot listen: {e}"),
+                    });
+                    return;
+                }
+            };
+            tokio::spawn(timer_loop(thread_shared.clone()));
+            accept_loop(listener, thread_shared).await;
+        })?;
         Ok(Hub {
             address: address.to_string(),
             shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            serving,
         })
     }
 
@@ -475,21 +460,7 @@ impl Hub {
 
     /// Stops serving, closes every connection and removes the socket file.
     pub fn close(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if !paths::is_abstract(&self.address) {
-            let _ = std::fs::remove_file(&self.address);
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.close();
+        self.serving.stop();
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`recovery`]: the broadcast log and session store of connection state recovery, free of I/O.
 //! - [`paths`]: the per-user socket directory and its security checks.
 //! - [`sock`]: Unix stream I/O on tokio without write-readiness wake-ups.
+//! - [`serving`]: a server on its own thread and tokio runtime, stopped on demand (hub, balancer).
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
 //! - [`sticky`]: the sticky balancer: one TCP port, connections handed to workers by session.
@@ -32,6 +33,7 @@ pub mod log;
 pub mod paths;
 pub mod recovery;
 pub mod router;
+pub mod serving;
 pub mod sock;
 pub mod sticky;
 

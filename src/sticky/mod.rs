@@ -33,16 +33,16 @@ use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::paths;
+use crate::serving::ServingThread;
 pub use pick::Balance;
 use pick::Workers;
 
@@ -157,10 +157,8 @@ impl Shared {
 /// A running balancer. Dropping it stops it.
 pub struct Balancer {
     local: SocketAddr,
-    channel_address: String,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    serving: ServingThread,
 }
 
 impl Balancer {
@@ -180,38 +178,28 @@ impl Balancer {
             counters: Counters::default(),
             pending: AtomicUsize::new(0),
         });
-        let (shutdown, shutdown_rx) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("sio-cluster-sticky".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    // SAFETY: a std listener owns its fd: it stays open and is
-                    // the same fd for as long as the listener lives, which is as
-                    // long as the `AsyncFd`; nothing swaps it out via `get_mut`.
-                    let clients = unsafe { AsyncFd::register(tcp) }.map_err(|_| ());
-                    let (Ok(clients), Ok(channels)) = (clients, UnixListener::from_std(channels))
-                    else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = accept_clients(clients, thread_shared.clone()) => {}
-                        _ = accept_workers(channels, thread_shared) => {}
-                        _ = shutdown_rx => {}
-                    }
-                });
-                // Dropping the runtime cancels every task: connections not
-                // handed over yet and the workers' channels close.
+        let serving =
+            ServingThread::spawn("sio-cluster-sticky", &channel_address, move || async move {
+                // SAFETY: a std listener owns its fd: it stays open and is the same
+                // fd for as long as the listener lives, which is as long as the
+                // `AsyncFd`; nothing swaps it out via `get_mut`.
+                let clients = unsafe { AsyncFd::register(tcp) }.map_err(|_| ());
+                let (Ok(clients), Ok(channels)) = (clients, UnixListener::from_std(channels))
+                else {
+                    return;
+                };
+                // Ending cancels every task: connections not handed over yet
+                // and the workers' channels close.
+                tokio::select! {
+                    _ = accept_clients(clients, thread_shared.clone()) => {}
+                    _ = accept_workers(channels, thread_shared) => {}
+                }
             })?;
         Ok(Balancer {
             local,
-            channel_address,
             shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            serving,
         })
     }
 
@@ -242,21 +230,7 @@ impl Balancer {
     /// Stops accepting, closes what is not handed over yet and the workers'
     /// channels (connections already handed over stay with their workers).
     pub fn close(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if !paths::is_abstract(&self.channel_address) {
-            let _ = std::fs::remove_file(&self.channel_address);
-        }
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        self.close();
+        self.serving.stop();
     }
 }
 
