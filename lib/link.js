@@ -335,13 +335,7 @@ class HubLink {
 
   /** Hands the hub a disconnected socket's session (dropped, not thrown, without a hub). */
   saveSession(nsp, pid, parts) {
-    if (!this.up) return;
-    try {
-      this.native.sessionSave(nspKey(nsp), pid, parts);
-    } catch (err) {
-      debug("cannot save session %s: %s", pid, err.message);
-    }
-    this.kick();
+    this.sendSession("save", (key) => this.native.sessionSave(key, pid, parts), nsp, pid);
   }
 
   /** The socket of a restore exists now, in its rooms. */
@@ -353,11 +347,16 @@ class HubLink {
 
   /** The state of a connected socket, kept by the hub as a session if this worker dies. */
   syncSession(nsp, pid, parts) {
+    this.sendSession("sync", (key) => this.native.sessionSync(key, pid, parts), nsp, pid);
+  }
+
+  /** Sends a session frame made by `send(nspKey)`; without a hub, or when it cannot go, it is dropped, not thrown. */
+  sendSession(verb, send, nsp, pid) {
     if (!this.up) return;
     try {
-      this.native.sessionSync(nspKey(nsp), pid, parts);
+      send(nspKey(nsp));
     } catch (err) {
-      debug("cannot sync session %s: %s", pid, err.message);
+      debug("cannot %s session %s: %s", verb, pid, err.message);
     }
     this.kick();
   }
