@@ -83,6 +83,48 @@ export interface PrimaryOptions {
    * Workers do not call listen(). Absent: no balancer.
    */
   sticky: StickyOptions;
+  /**
+   * Several hosts: the hub becomes this host's only Redis client and bridges its workers to other
+   * hosts, wire-compatible with `@socket.io/redis-adapter` 8.x (docs/redis.md). Absent: one host.
+   */
+  redis: RedisOptions;
+}
+
+/** `setupPrimary({ redis })`. Only `url` is required. */
+export interface RedisOptions {
+  /** `redis://[[user]:password@]host[:port][/db]`, `rediss://…` or `unix:///path`. */
+  url: string;
+  /** Prefix of the channels, as the Redis adapter's `key` option. Default "socket.io". */
+  key?: string;
+  /** Milliseconds this host waits for other hosts' answers to its requests (and they for its). Default 5000. */
+  requestsTimeout?: number;
+}
+
+/** `setupPrimary().stats().redis`. */
+export interface RedisStats {
+  /** Redis is reachable now. */
+  connected: boolean;
+  /** Connections made, the first and every reconnection. */
+  connects: number;
+  disconnects: number;
+  connectFailures: number;
+  /** Messages published to Redis. */
+  published: number;
+  publishErrors: number;
+  /** Messages received from Redis (this host's own included). */
+  received: number;
+  /** Messages from Redis ignored because they could not be read. */
+  malformed: number;
+  /** Messages of this host's workers the stock format cannot carry (a custom parser's packets). */
+  unconvertible: number;
+  /** Messages of this host's workers dropped while Redis was unreachable. */
+  droppedWhileDown: number;
+  /** Requests of this host's workers sent to other hosts. */
+  requestsOut: number;
+  /** Requests of other hosts answered here. */
+  requestsIn: number;
+  /** Requests of other hosts of a kind the bridge does not serve (per-socket operations). */
+  unsupported: number;
 }
 
 /** `setupPrimary({ sticky })`. Only `port` is required. */
@@ -267,6 +309,8 @@ export interface HubStats {
   recovery: RecoveryStats;
   /** The sticky balancer, with `setupPrimary({ sticky })`. */
   sticky?: StickyStats;
+  /** The Redis bridge, with `setupPrimary({ redis })`. */
+  redis?: RedisStats;
 }
 
 /** `setupPrimary().stats().recovery`. */

@@ -38,6 +38,31 @@ function warnHubUnusable(reason) {
   console.warn(`socket.io-cluster-rs: cannot use the hub (${reason}); this worker uses the ipc transport`);
 }
 
+// The node id of the hub's Redis bridge (src/hub.rs BRIDGE_NODE): it passes
+// answers on to other hosts in the stock Redis adapter's JSON, so answers to
+// it never use v8 serialization (see jsonAnswers()).
+const BRIDGE_NODE = 0xffffffff;
+
+/**
+ * `link` answering in JSON only: a part that pack() wrote with v8 is written
+ * again as JSON.stringify() writes its value (a Buffer as
+ * `{ type: "Buffer", data }`, as the stock Redis adapter sends it), or null.
+ */
+function jsonAnswers(link) {
+  const asJson = (part) => {
+    if (part[0] !== 0xff) return part;
+    try {
+      return Buffer.from(JSON.stringify(unpack(part)) ?? "null");
+    } catch {
+      return Buffer.from("null");
+    }
+  };
+  return {
+    respond: (id, last, parts) => link.respond(id, last, parts.map(asJson)),
+    maxPayload: () => link.maxPayload(),
+  };
+}
+
 function randomId() {
   return randomBytes(8).toString("hex");
 }
@@ -361,10 +386,10 @@ class NodeClusterAdapter extends Adapter {
   }
 
   /** A request from another worker, to answer with `id`. Called by the link. */
-  onClusterRequest(id, kind, payload) {
-    if (this._recovery && this._recovery.hold(() => this.onClusterRequest(id, kind, payload))) return;
+  onClusterRequest(id, kind, payload, from) {
+    if (this._recovery && this._recovery.hold(() => this.onClusterRequest(id, kind, payload, from))) return;
     const parts = splitParts(payload);
-    const link = this._link;
+    const link = from === BRIDGE_NODE ? jsonAnswers(this._link) : this._link;
     switch (kind) {
       case Kind.BROADCAST: {
         const [o, kinds] = JSON.parse(parts[0].toString());

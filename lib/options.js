@@ -114,7 +114,27 @@ function resolvePrimaryOptions(opts) {
     if (out[key] > MAX_FRAME_LIMIT) throw new TypeError(`socket.io-cluster-rs: setupPrimary() option "${key}" is too large`);
   }
   out.sticky = resolveStickyOptions(opts.sticky);
+  out.redis = resolveRedisOptions(opts.redis);
   return Object.freeze(out);
+}
+
+/**
+ * setupPrimary()'s `redis` option (docs/redis.md): null when absent, else
+ * what the addon's Hub takes. The URL's syntax is checked by the addon.
+ */
+function resolveRedisOptions(redis) {
+  if (redis === undefined || redis === null || redis === false) return null;
+  const bad = (what, value) => new TypeError(`socket.io-cluster-rs: setupPrimary() option "redis${what}" ${value}`);
+  if (typeof redis !== "object") throw bad("", `must be an object such as { url: "redis://127.0.0.1:6379" }, got ${inspect(redis)}`);
+  const { url, key = "socket.io", requestsTimeout = 5000 } = redis;
+  if (typeof url !== "string" || !/^(rediss?|redis\+unix|unix):\/\//.test(url)) {
+    throw bad(".url", `must be a redis:// (or rediss://, unix://) URL, got ${inspect(url)}`);
+  }
+  if (typeof key !== "string" || key === "") throw bad(".key", `must be a non-empty string, got ${inspect(key)}`);
+  if (!Number.isInteger(requestsTimeout) || requestsTimeout <= 0 || requestsTimeout > MAX_FRAME_LIMIT) {
+    throw bad(".requestsTimeout", `must be a positive integer (milliseconds), got ${inspect(requestsTimeout)}`);
+  }
+  return { url, key, requestsTimeout };
 }
 
 const STICKY_DEFAULTS = Object.freeze({

@@ -50,6 +50,8 @@ class PrimaryHandle extends EventEmitter {
       }
       return;
     }
+    const redisUrlError = opts.redis && binding.redisUrlError(opts.redis.url);
+    if (redisUrlError) throw new TypeError(`socket.io-cluster-rs: setupPrimary() option "redis.url" is not usable: ${redisUrlError}`);
     try {
       const address = primaryHubAddress();
       removeDeadPrimarySockets(address);

@@ -174,6 +174,8 @@ pub struct HubStatsJs {
     pub peers: Vec<PeerStatsJs>,
     /// Connection state recovery's log and sessions.
     pub recovery: RecoveryStatsJs,
+    /// The Redis bridge's counters, with `setupPrimary({ redis })`.
+    pub redis: Option<RedisStatsJs>,
 }
 
 /// `Hub.stats().recovery` (see `recovery::RecoveryStats`).
@@ -208,6 +210,63 @@ pub struct HubLimits {
     pub recovery_max_bytes: Option<f64>,
     /// Sessions of disconnected sockets kept.
     pub recovery_max_sessions: Option<f64>,
+    /// Bridge to other hosts over Redis (`bridge/`).
+    pub redis: Option<RedisOptionsJs>,
+}
+
+/// `setupPrimary({ redis })`, as lib/options.js resolved it.
+#[napi(object)]
+pub struct RedisOptionsJs {
+    pub url: String,
+    pub key: String,
+    /// Milliseconds.
+    pub requests_timeout: u32,
+}
+
+/// Why `url` is not a Redis URL the hub can use, or null when it is.
+#[napi]
+pub fn redis_url_error(url: String) -> Option<String> {
+    redis::Client::open(url.as_str())
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// `Hub.stats().redis` (see `bridge::BridgeStatsSnapshot`).
+#[napi(object)]
+pub struct RedisStatsJs {
+    pub connected: bool,
+    pub connects: f64,
+    pub disconnects: f64,
+    pub connect_failures: f64,
+    pub published: f64,
+    pub publish_errors: f64,
+    pub received: f64,
+    pub malformed: f64,
+    pub unconvertible: f64,
+    pub dropped_while_down: f64,
+    pub requests_out: f64,
+    pub requests_in: f64,
+    pub unsupported: f64,
+}
+
+impl From<crate::bridge::BridgeStatsSnapshot> for RedisStatsJs {
+    fn from(s: crate::bridge::BridgeStatsSnapshot) -> Self {
+        RedisStatsJs {
+            connected: s.connected,
+            connects: s.connects as f64,
+            disconnects: s.disconnects as f64,
+            connect_failures: s.connect_failures as f64,
+            published: s.published as f64,
+            publish_errors: s.publish_errors as f64,
+            received: s.received as f64,
+            malformed: s.malformed as f64,
+            unconvertible: s.unconvertible as f64,
+            dropped_while_down: s.dropped_while_down as f64,
+            requests_out: s.requests_out as f64,
+            requests_in: s.requests_in as f64,
+            unsupported: s.unsupported as f64,
+        }
+    }
 }
 
 /// The hub, running on its own thread in the cluster primary.
@@ -248,6 +307,11 @@ impl JsHub {
                     max_sessions: or(limits.recovery_max_sessions, d.max_sessions),
                 }
             },
+            bridge: limits.redis.map(|r| crate::bridge::BridgeOptions {
+                url: r.url,
+                key: r.key,
+                requests_timeout: std::time::Duration::from_millis(u64::from(r.requests_timeout)),
+            }),
         };
         let log = match on_log {
             Some(f) => {
@@ -302,9 +366,11 @@ impl JsHub {
                 live_sessions: s.recovery.live_sessions as f64,
                 orphaned: s.recovery.orphaned as f64,
             },
+            redis: s.bridge.clone().map(RedisStatsJs::from),
             peers: s
                 .peers
                 .iter()
+                .filter(|p| p.node != hub::BRIDGE_NODE)
                 .map(|p| {
                     let q = queue(p.node);
                     PeerStatsJs {

@@ -16,6 +16,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
+use crate::bridge::{BridgeOptions, BridgeStats, BridgeStatsSnapshot};
 use crate::frame::{
     encode, encode_out, Frame, FrameBuffer, Header, NodeId, OutFrame, PROTOCOL_VERSION, SHARE_FROM,
 };
@@ -81,6 +82,8 @@ pub struct HubOptions {
     pub frame_timeout: Duration,
     /// Bounds of connection state recovery's log and sessions.
     pub recovery: RecoveryLimits,
+    /// Bridge this host to others over Redis (`bridge/`), when set.
+    pub bridge: Option<BridgeOptions>,
 }
 
 impl Default for HubOptions {
@@ -93,6 +96,7 @@ impl Default for HubOptions {
             incoming_limit: 128 * 1024 * 1024,
             frame_timeout: Duration::from_secs(10),
             recovery: RecoveryLimits::default(),
+            bridge: None,
         }
     }
 }
@@ -212,6 +216,10 @@ struct Shared {
     connections: AtomicUsize,
     handshaking: AtomicUsize,
     incoming: IncomingBudget,
+    /// Wakes the Redis bridge when the namespaces or workers of this host
+    /// changed (it subscribes and counts servers by them).
+    served_changed: Notify,
+    bridge_stats: Option<Arc<BridgeStats>>,
 }
 
 impl Shared {
@@ -328,6 +336,8 @@ pub struct HubStats {
     /// Per worker: node id, bytes waiting in its outbox, frames dropped for
     /// it (volatile, overflow) including drops not yet reported to it.
     pub queues: Vec<QueueStats>,
+    /// The Redis bridge's counters, when it runs.
+    pub bridge: Option<BridgeStatsSnapshot>,
     pub pending_requests: usize,
     /// Connections open now (handshake done or not).
     pub connections: usize,
@@ -386,6 +396,8 @@ impl Hub {
                 limit: options.incoming_limit,
                 freed: Notify::new(),
             },
+            served_changed: Notify::new(),
+            bridge_stats: options.bridge.as_ref().map(|_| Arc::default()),
             options,
         });
         let thread_shared = shared.clone();
@@ -402,6 +414,12 @@ impl Hub {
                 }
             };
             tokio::spawn(timer_loop(thread_shared.clone()));
+            let bridge = thread_shared.options.bridge.clone();
+            if let (Some(bridge), Some(stats)) = (bridge, thread_shared.bridge_stats.clone()) {
+                let (port, frames) = BridgePort::attach(thread_shared.clone(), stats);
+                let bridge = crate::bridge::run(port, frames, bridge);
+                tokio::spawn(bridge.instrument(tracing::info_span!("bridge")));
+            }
             accept_loop(listener, thread_shared).await;
         })?;
         Ok(Hub {
@@ -440,6 +458,7 @@ impl Hub {
             pending_requests: state.router.pending_requests(),
             connections: self.shared.connections.load(Ordering::Relaxed),
             incoming_bytes: self.shared.incoming.bytes.load(Ordering::Relaxed),
+            bridge: self.shared.bridge_stats.as_ref().map(|s| s.snapshot()),
         }
     }
 
@@ -461,6 +480,104 @@ impl Hub {
     /// Stops serving, closes every connection and removes the socket file.
     pub fn close(&mut self) {
         self.serving.stop();
+    }
+}
+
+/// The node id of the Redis bridge. Workers answer its requests in JSON
+/// (`lib/adapter.js`, `BRIDGE_NODE`): it combines their answers for the
+/// other hosts, which speak the stock Redis adapter's JSON and msgpack.
+pub const BRIDGE_NODE: NodeId = NodeId::MAX;
+
+/// The hub as the Redis bridge sees it: a peer of the router like a worker,
+/// whose frames come and go through a channel instead of a socket.
+pub(crate) struct BridgePort {
+    shared: Arc<Shared>,
+    queued: Arc<AtomicUsize>,
+    /// The bridge's counters, which `Hub::stats()` reads.
+    pub stats: Arc<BridgeStats>,
+}
+
+impl BridgePort {
+    /// Adds the bridge to the router; what the router sends it comes out of
+    /// the receiver, as out of a worker's outbox.
+    fn attach(
+        shared: Arc<Shared>,
+        stats: Arc<BridgeStats>,
+    ) -> (BridgePort, mpsc::UnboundedReceiver<OutFrame>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        {
+            let state = &mut *shared.lock();
+            state.router.add_bridge(BRIDGE_NODE, Instant::now());
+            let outbox = Outbox {
+                tx,
+                queued: queued.clone(),
+                dropped: Drops::default(),
+                unreported: Drops::default(),
+            };
+            state.outboxes.insert(BRIDGE_NODE, outbox);
+        }
+        let port = BridgePort {
+            shared,
+            queued,
+            stats,
+        };
+        (port, rx)
+    }
+
+    /// The bridge took `frame` from its outbox.
+    pub fn taken(&self, frame: &OutFrame) {
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+    }
+
+    /// Hands the router a frame from the bridge, as if a worker sent it.
+    pub fn send(&self, header: Header, payload: Bytes) {
+        let is_request = matches!(header, Header::Request { .. });
+        let state = &mut *self.shared.lock();
+        match state
+            .router
+            .accept(BRIDGE_NODE, Frame { header, payload }, Instant::now())
+        {
+            Ok(outs) => {
+                if dispatch(state, outs, &self.shared.options) || is_request {
+                    self.shared.timer.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "bridge frame refused by the router"),
+        }
+    }
+
+    /// Redis became reachable (`up`) or not.
+    pub fn set_up(&self, up: bool) {
+        let state = &mut *self.shared.lock();
+        let outs = state.router.set_bridge_up(BRIDGE_NODE, up, Instant::now());
+        if dispatch(state, outs, &self.shared.options) {
+            self.shared.timer.notify_one();
+        }
+    }
+
+    /// Namespace → live workers of this host serving it.
+    pub fn served(&self) -> Vec<(String, usize)> {
+        let state = self.shared.lock();
+        state
+            .router
+            .served_namespaces()
+            .into_iter()
+            .map(|nsp| {
+                let n = state.router.count(&nsp);
+                (nsp, n)
+            })
+            .collect()
+    }
+
+    /// Servers of `nsp` on other hosts, for `serverCount()`.
+    pub fn set_remote_servers(&self, nsp: &str, count: u32) {
+        self.shared.lock().router.set_remote_servers(nsp, count);
+    }
+
+    /// Resolves when the namespaces or workers of this host may have changed.
+    pub async fn served_changed(&self) {
+        self.shared.served_changed.notified().await;
     }
 }
 
@@ -820,6 +937,10 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
         match read_frame(&mut rd, &mut fb, &mut fresh_read, &mut share, frame_timeout).await {
             Ok(Some(frame)) => {
                 let is_request = matches!(frame.header, Header::Request { .. });
+                let serves = matches!(
+                    frame.header,
+                    Header::Register { .. } | Header::Unregister { .. }
+                );
                 if fresh_read && targets_rooms(&frame.header) {
                     // Routing by room reads the members other workers
                     // announced. A RoomAdd written before this frame was
@@ -842,6 +963,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
                 if is_request {
                     shared.timer.notify_one();
                 }
+                if serves {
+                    shared.served_changed.notify_one();
+                }
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
@@ -855,6 +979,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, mut slot: Slo
             shared.timer.notify_one();
         }
     }
+    shared.served_changed.notify_one();
     writer.abort();
     shared.report(HubEvent::Disconnected { node, pid, reason });
 }

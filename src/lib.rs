@@ -23,6 +23,7 @@
 
 pub mod batch;
 pub mod batch_js;
+pub mod bridge;
 pub mod error;
 pub mod frame;
 #[cfg(test)]

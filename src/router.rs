@@ -37,6 +37,9 @@ use crate::recovery::{RecoveryLimits, RecoveryStats, RecoveryStore};
 /// The message kind of a broadcast (socket.io-adapter's `MessageType.BROADCAST`).
 const BROADCAST: u8 = 3;
 
+/// The bridge's heartbeat timeout: it is never silent (see `Peer::bridge`).
+const BRIDGE_HEARTBEAT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How long a hold may last: a primary that stays in one synchronous stretch
 /// longer than this after sending no longer delays the cluster's traffic.
 pub const MAX_HOLD: Duration = Duration::from_millis(250);
@@ -152,6 +155,11 @@ struct Peer {
     /// exist there yet: until then it gets everything of the namespace,
     /// whatever its rooms (the restored socket's rooms are not announced yet).
     restoring: HashMap<String, u32>,
+    /// The Redis bridge (`bridge.rs`): it stands for the other hosts, so it
+    /// gets every broadcast and room operation of the namespaces it serves,
+    /// whatever the rooms, is not a server of this host in counts, and is
+    /// alive while Redis is reachable rather than by heartbeats.
+    bridge: bool,
 }
 
 impl Peer {
@@ -165,6 +173,7 @@ impl Peer {
     fn wants(&self, nsp: &str, rooms: &[String]) -> bool {
         self.nsps.contains_key(nsp)
             && (rooms.is_empty()
+                || self.bridge
                 || self.restoring.contains_key(nsp)
                 || self
                     .rooms
@@ -199,6 +208,8 @@ pub struct Router {
     recovery: RecoveryStore,
     /// The largest answer to a `Restore` (the hub's frame limit).
     max_answer: usize,
+    /// Namespace → servers on other hosts, as the Redis bridge last counted.
+    remote_servers: HashMap<String, u32>,
 }
 
 impl Default for Router {
@@ -260,6 +271,7 @@ impl Router {
             deferred_limit: limit,
             recovery: RecoveryStore::new(RecoveryLimits::default()),
             max_answer: crate::frame::DEFAULT_MAX_FRAME,
+            remote_servers: HashMap::new(),
         }
     }
 
@@ -297,8 +309,55 @@ impl Router {
                 deferred: VecDeque::new(),
                 deferred_bytes: 0,
                 restoring: HashMap::new(),
+                bridge: false,
             },
         );
+    }
+
+    /// Adds the Redis bridge as peer `node` (see `Peer::bridge`), down until
+    /// [`Router::set_bridge_up`].
+    pub fn add_bridge(&mut self, node: NodeId, now: Instant) {
+        // Never silent by heartbeats: a year is "never" for a primary.
+        self.add_peer(node, 0, BRIDGE_HEARTBEAT, now);
+        if let Some(p) = self.peers.get_mut(&node) {
+            p.bridge = true;
+            p.alive = false;
+        }
+    }
+
+    /// Redis is reachable (`up`) or not. While down the bridge is not
+    /// waited for: pending requests stop waiting for it at once, and new
+    /// ones complete with this host's workers.
+    pub fn set_bridge_up(&mut self, node: NodeId, up: bool, now: Instant) -> Vec<Out> {
+        let mut out = Vec::new();
+        let Some(p) = self.peers.get_mut(&node).filter(|p| p.bridge) else {
+            return out;
+        };
+        p.alive = up;
+        if !up {
+            self.remote_servers.clear();
+            self.depart(node, None, now, &mut out);
+            self.count_out(&out);
+        }
+        out
+    }
+
+    /// Servers of `nsp` on other hosts, as the bridge counted them.
+    pub fn set_remote_servers(&mut self, nsp: &str, count: u32) {
+        self.remote_servers.insert(nsp.to_owned(), count);
+    }
+
+    /// The namespaces some worker of this host serves.
+    pub fn served_namespaces(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| !p.bridge)
+            .flat_map(|p| p.nsps.keys().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// A worker's connection closed: it leaves every pending request at once.
@@ -656,7 +715,7 @@ impl Router {
                     .peers
                     .get(&from)
                     .is_some_and(|p| p.nsps.contains_key(&nsp));
-                let count = u32::from(own) + self.members(&nsp, from).len() as u32;
+                let count = u32::from(own) + self.count_servers(&nsp, from);
                 self.send(control(from, &Header::Count { req, count }), now, &mut out);
             }
             Header::RoomAdd { nsp, room } => {
@@ -773,8 +832,25 @@ impl Router {
     pub fn count(&self, nsp: &str) -> usize {
         self.peers
             .values()
-            .filter(|p| p.alive && p.nsps.contains_key(nsp))
+            .filter(|p| p.alive && !p.bridge && p.nsps.contains_key(nsp))
             .count()
+    }
+
+    /// Servers of `nsp` but `except`: live workers of this host and, with
+    /// the bridge up, those of other hosts.
+    fn count_servers(&self, nsp: &str, except: NodeId) -> u32 {
+        let mut n = 0;
+        for (node, p) in &self.peers {
+            if *node == except || !p.alive || !p.nsps.contains_key(nsp) {
+                continue;
+            }
+            n += if p.bridge {
+                self.remote_servers.get(nsp).copied().unwrap_or(0)
+            } else {
+                1
+            };
+        }
+        n
     }
 
     /// Counters since start.
@@ -810,11 +886,11 @@ impl Router {
     fn touch(&mut self, node: NodeId, now: Instant) {
         if let Some(p) = self.peers.get_mut(&node) {
             p.last_seen = now;
-            p.alive = true;
+            // The bridge is alive while Redis is, whatever it sends.
+            p.alive |= !p.bridge;
         }
     }
 
-    /// Other live workers that serve `nsp`.
     /// Sends a published message of `from` to every worker that serves
     /// `nsp` (and has a member in one of `rooms`), `from` itself only when
     /// `to_sender`; workers behind a fence get it (or not) once released.
@@ -868,14 +944,6 @@ impl Router {
                 out.push(o);
             }
         }
-    }
-
-    fn members(&self, nsp: &str, except: NodeId) -> Vec<NodeId> {
-        self.peers
-            .iter()
-            .filter(|(n, p)| **n != except && p.alive && p.nsps.contains_key(nsp))
-            .map(|(n, _)| *n)
-            .collect()
     }
 
     /// Queues `o` for its receiver: out now, or behind the receiver's fence.

@@ -1,0 +1,342 @@
+//! What the stock Redis adapter (`@socket.io/redis-adapter` 8.x, classic
+//! pub/sub) puts on Redis: channel names and the shape of its messages. Our
+//! own reading of its source; the tests pin the byte-level details.
+//!
+//! - Broadcasts: msgpack `[uid, packet, { rooms, except, flags }]` on
+//!   `<key>#<nsp>#`, or `<key>#<nsp>#<room>#` when they target exactly one
+//!   room; every server pattern-subscribes `<key>#<nsp>#*`.
+//! - Requests: `{ uid, requestId?, type, ... }` on `<key>-request#<nsp>#`,
+//!   JSON except broadcasts with acks (msgpack, the packet may hold binary).
+//! - Responses: `{ requestId, ... }` on `<key>-response#<nsp>#`, JSON except
+//!   acks of broadcasts (msgpack).
+//! - `serverCount()`: `PUBSUB NUMSUB <key>-request#<nsp>#`, one per subscriber.
+
+use rmpv::Value;
+
+/// `RequestType` of the stock adapter.
+pub mod kind {
+    pub const SOCKETS: u8 = 0;
+    pub const ALL_ROOMS: u8 = 1;
+    pub const REMOTE_JOIN: u8 = 2;
+    pub const REMOTE_LEAVE: u8 = 3;
+    pub const REMOTE_DISCONNECT: u8 = 4;
+    pub const REMOTE_FETCH: u8 = 5;
+    pub const SERVER_SIDE_EMIT: u8 = 6;
+    pub const BROADCAST: u8 = 7;
+    pub const BROADCAST_CLIENT_COUNT: u8 = 8;
+    pub const BROADCAST_ACK: u8 = 9;
+}
+
+/// The channels of one namespace under one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    /// `<key>#<nsp>#`: broadcasts to everyone; `+ room + "#"` for one room.
+    pub broadcast: String,
+    /// The pattern matching every broadcast channel of the namespace.
+    pub broadcast_pattern: String,
+    pub request: String,
+    pub response: String,
+    /// Responses meant for this server only (`publishOnSpecificResponseChannel`).
+    pub own_response: String,
+    /// Our own: `<key>-cluster-rs#<nsp>#`, prefix of the channels through which
+    /// each bridge says how many servers it stands for (see `servers_channel`).
+    pub servers_prefix: String,
+}
+
+impl Channels {
+    pub fn new(key: &str, nsp: &str, uid: &str) -> Channels {
+        let response = format!("{key}-response#{nsp}#");
+        Channels {
+            broadcast: format!("{key}#{nsp}#"),
+            broadcast_pattern: format!("{}*", glob_escape(&format!("{key}#{nsp}#"))),
+            request: format!("{key}-request#{nsp}#"),
+            own_response: format!("{response}{uid}#"),
+            response,
+            servers_prefix: format!("{key}-cluster-rs#{nsp}#"),
+        }
+    }
+
+    /// The channel of a broadcast to `rooms`, as the stock adapter picks it.
+    pub fn broadcast_to(&self, rooms: &[Value]) -> String {
+        match rooms {
+            [room] => format!("{}{}#", self.broadcast, js_string(room)),
+            _ => self.broadcast.clone(),
+        }
+    }
+
+    /// The channel a bridge subscribes to while it stands for `count` servers
+    /// of this namespace. Subscriptions end with their connection, so a host
+    /// that vanishes stops being counted by itself.
+    pub fn servers_channel(&self, uid: &str, count: usize) -> String {
+        format!("{}{uid}#{count}", self.servers_prefix)
+    }
+
+    pub fn servers_pattern(&self) -> String {
+        format!("{}*", glob_escape(&self.servers_prefix))
+    }
+
+    /// `(uid, count)` of a channel matched by [`Channels::servers_pattern`].
+    pub fn parse_servers_channel<'a>(&self, channel: &'a str) -> Option<(&'a str, u32)> {
+        let rest = channel.strip_prefix(&self.servers_prefix)?;
+        let (uid, count) = rest.rsplit_once('#')?;
+        Some((uid, count.parse().ok()?))
+    }
+}
+
+/// `pattern` with Redis glob characters escaped, so a namespace named
+/// `/a*` matches only itself.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A room as JS's `String(room)` writes it (rooms are strings or numbers).
+fn js_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
+        Value::Integer(i) => i.to_string(),
+        Value::F64(f) => super::packet::js_number(*f),
+        other => other.to_string(),
+    }
+}
+
+/// The entry `key` of msgpack map `v`.
+pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// A msgpack map from string keys.
+pub fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
+}
+
+/// Deepest nesting accepted from another process.
+const MAX_DEPTH: usize = 64;
+
+/// A request or response: JSON when it starts with `{`, msgpack otherwise
+/// (as the stock adapter tells them apart).
+pub fn decode(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.first() == Some(&b'{') {
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if depth(&json) > MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        Ok(from_json(&json))
+    } else {
+        super::packet::from_msgpack(bytes).map_err(|e| e.to_string())
+    }
+}
+
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// JSON as msgpack: integers stay integers.
+pub fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Boolean(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::F64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// msgpack as JSON, as `JSON.stringify` would write what notepack decoded:
+/// binary becomes `{"type":"Buffer","data":[...]}` (a Buffer's toJSON), NaN
+/// and the infinities null, other extensions null.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Nil => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Integer(i) => i
+            .as_i64()
+            .map(J::from)
+            .or_else(|| i.as_u64().map(J::from))
+            .unwrap_or(J::Null),
+        Value::F32(f) => float_json(f64::from(*f)),
+        Value::F64(f) => float_json(*f),
+        Value::String(s) => J::String(s.as_str().map_or_else(
+            || String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            str::to_owned,
+        )),
+        Value::Binary(b) => {
+            let mut o = serde_json::Map::new();
+            o.insert("type".into(), J::from("Buffer"));
+            o.insert(
+                "data".into(),
+                J::Array(b.iter().map(|x| J::from(*x)).collect()),
+            );
+            J::Object(o)
+        }
+        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        Value::Map(m) => {
+            let mut o = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
+                    other => other.to_string(),
+                };
+                o.insert(key, to_json(v));
+            }
+            J::Object(o)
+        }
+        Value::Ext(..) => J::Null,
+    }
+}
+
+fn float_json(f: f64) -> serde_json::Value {
+    // An integral float is written as an integer by JS; keep it one.
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        return serde_json::Value::from(f as i64);
+    }
+    serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// JSON text of `v` (for the workers' payloads and JSON requests).
+pub fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())
+}
+
+/// A random id for our requests and this bridge (the stock adapter uses 6
+/// characters of uid2; any unique string works).
+pub fn random_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// The hub's key of a room (`lib/keys.js`): its JSON text. `None` when the
+/// room cannot be keyed exactly here (very long, or not a string or an
+/// integer): the message then goes to every worker of the namespace, which
+/// picks its sockets by the rooms themselves.
+pub fn room_key(room: &Value) -> Option<String> {
+    let key = match room {
+        Value::String(s) => serde_json::to_string(s.as_str()?).ok()?,
+        Value::Integer(i) => i.to_string(),
+        _ => return None,
+    };
+    // lib/keys.js digests keys over 256 UTF-16 units.
+    (key.encode_utf16().count() <= 256).then_some(key)
+}
+
+/// Hub keys of `rooms`, or none (everyone) when one cannot be keyed.
+pub fn room_keys(rooms: &[Value]) -> Vec<String> {
+    rooms
+        .iter()
+        .map(room_key)
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_are_named_as_the_stock_adapter_names_them() {
+        let c = Channels::new("socket.io", "/chat", "abc");
+        assert_eq!(c.broadcast, "socket.io#/chat#");
+        assert_eq!(c.broadcast_pattern, "socket.io#/chat#*");
+        assert_eq!(c.request, "socket.io-request#/chat#");
+        assert_eq!(c.response, "socket.io-response#/chat#");
+        assert_eq!(c.own_response, "socket.io-response#/chat#abc#");
+        assert_eq!(c.broadcast_to(&[Value::from("r1")]), "socket.io#/chat#r1#");
+        assert_eq!(c.broadcast_to(&[Value::from(7)]), "socket.io#/chat#7#");
+        assert_eq!(
+            c.broadcast_to(&[Value::from("a"), Value::from("b")]),
+            "socket.io#/chat#"
+        );
+        assert_eq!(c.broadcast_to(&[]), "socket.io#/chat#");
+        let s = c.servers_channel("abc", 2);
+        assert_eq!(c.parse_servers_channel(&s), Some(("abc", 2)));
+        assert_eq!(c.parse_servers_channel("socket.io#/chat#"), None);
+    }
+
+    #[test]
+    fn glob_characters_of_a_namespace_match_only_themselves() {
+        let c = Channels::new("k", "/a*[b]", "u");
+        assert_eq!(c.broadcast_pattern, "k#/a\\*\\[b\\]#*");
+    }
+
+    #[test]
+    fn requests_decode_from_json_and_msgpack_and_garbage_is_an_error() {
+        let v = decode(br#"{"uid":"x","type":5,"opts":{"rooms":["a"],"except":[]}}"#).unwrap();
+        assert_eq!(get(&v, "type").and_then(Value::as_u64), Some(5));
+        let mp = super::super::packet::to_msgpack(&map(vec![("type", Value::from(7))]));
+        assert_eq!(
+            get(&decode(&mp).unwrap(), "type").and_then(Value::as_u64),
+            Some(7)
+        );
+        assert!(decode(b"{not json").is_err());
+        assert!(decode(&[0xc1]).is_err());
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(decode(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn json_conversion_keeps_what_js_would() {
+        let v = map(vec![
+            ("i", Value::from(3)),
+            ("f", Value::F64(2.0)),
+            ("h", Value::F64(0.5)),
+            ("n", Value::F64(f64::NAN)),
+            ("b", Value::Binary(vec![1, 2])),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&to_json(&v)).unwrap(),
+            r#"{"i":3,"f":2,"h":0.5,"n":null,"b":{"type":"Buffer","data":[1,2]}}"#
+        );
+    }
+
+    #[test]
+    fn rooms_are_keyed_as_lib_keys_js_keys_them() {
+        assert_eq!(room_key(&Value::from("r")).as_deref(), Some("\"r\""));
+        assert_eq!(room_key(&Value::from(1)).as_deref(), Some("1"));
+        assert_eq!(room_key(&Value::from("x".repeat(300))), None);
+        assert_eq!(
+            room_keys(&[Value::from("a"), Value::F64(0.5)]),
+            Vec::<String>::new()
+        );
+        assert_ne!(random_id(), random_id());
+    }
+}
