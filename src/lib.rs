@@ -9,6 +9,7 @@
 //! - [`serving`]: a server on its own thread and tokio runtime, stopped on demand (hub, balancer).
 //! - [`hub`]: the Unix-socket server that runs in the cluster primary.
 //! - [`link`]: the worker's connection to the hub.
+//! - [`bridge`]: the Redis bridge between hosts, in the stock Redis adapter's protocol (a router peer).
 //! - [`sticky`]: the sticky balancer: one TCP port, connections handed to workers by session.
 //! - [`log`]: the hub's `tracing` events as lines for the primary's `DEBUG` logger.
 //! - [`batch`]: the flat buffer in which the link hands its events to JS.

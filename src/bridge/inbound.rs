@@ -147,6 +147,16 @@ impl Bridge {
         let flags = stock::get(&opts, "flags").cloned().unwrap_or(Value::Nil);
         let volatile = stock::get(&flags, "volatile").and_then(Value::as_bool) == Some(true);
         let compress = stock::get(&flags, "compress").and_then(Value::as_bool);
+        let mut p = p;
+        // In a namespace with connection state recovery a broadcast (an
+        // event, not volatile) gets an offset of this host and is logged, so
+        // that a client that missed it gets it on reconnection, as from a
+        // worker of this host.
+        let offset = (self.recovering.contains(nsp) && p.kind == 2 && p.id.is_none() && !volatile)
+            .then(|| self.next_offset());
+        if let (Some(offset), Value::Array(data)) = (&offset, &mut p.data) {
+            data.push(Value::from(offset.as_str()));
+        }
         let parts = packet::encode(&p);
         let mut hub_opts = hub_opts(&opts);
         hub_opts["flags"] = stock::to_json(&flags);
@@ -158,13 +168,25 @@ impl Bridge {
         let frames = packet::to_ws_frames(&parts);
         let mut all: Vec<&[u8]> = vec![&meta];
         all.extend(frames.iter().map(|f| f.as_ref()));
-        let header = Header::Publish {
-            nsp: nsp.to_owned(),
-            kind: hub_kind::BROADCAST,
-            volatile,
-            rooms: stock::room_keys(&rooms_of(&opts)),
+        let rooms = stock::room_keys(&rooms_of(&opts));
+        let nsp = nsp.to_owned();
+        let header = match offset {
+            Some(offset) => Header::Record { nsp, rooms, offset },
+            None => Header::Publish {
+                nsp,
+                kind: hub_kind::BROADCAST,
+                volatile,
+                rooms,
+            },
         };
         self.port.send(header, parts_payload(&all));
+    }
+
+    /// A recovery offset no other server makes: this bridge's uid and a
+    /// sequence number (workers use their adapter's uid the same way).
+    fn next_offset(&mut self) -> String {
+        self.offsets += 1;
+        format!("{}-{:x}", self.uid, self.offsets)
     }
 
     /// A request of another host (JSON, or msgpack for broadcasts with acks).

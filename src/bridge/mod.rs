@@ -208,6 +208,8 @@ pub(crate) struct Bridge {
     logged_up: Option<bool>,
     outbound: outbound::Requests,
     inbound: inbound::Requests,
+    /// Recovery offsets given to other hosts' broadcasts so far.
+    offsets: u64,
 }
 
 /// Runs the bridge until the hub stops.
@@ -243,6 +245,7 @@ pub(crate) async fn run(
         logged_up: None,
         outbound: outbound::Requests::default(),
         inbound: inbound::Requests::default(),
+        offsets: 0,
         options,
     };
     b.sync_served().await;
