@@ -1141,6 +1141,72 @@ mod tests {
             .unwrap()
     }
 
+    /// `three()` plus the Redis bridge as node 99, serving "/" and up.
+    fn three_and_bridge(now: Instant) -> Router {
+        let mut r = three(now);
+        r.add_bridge(99, now);
+        r.accept(99, frame(Header::Register { nsp: "/".into() }), now)
+            .unwrap();
+        assert!(r.set_bridge_up(99, true, now).is_empty());
+        r
+    }
+
+    #[test]
+    fn the_bridge_gets_room_broadcasts_whatever_the_rooms_and_counts_remote_servers() {
+        let now = Instant::now();
+        let mut r = three_and_bridge(now);
+        let to_room = Header::Publish {
+            nsp: "/".into(),
+            kind: 3,
+            volatile: false,
+            rooms: vec!["\"nobody\"".into()],
+        };
+        let out = headers(&r.accept(1, frame(to_room), now).unwrap());
+        assert_eq!(out.iter().map(|(to, _)| *to).collect::<Vec<_>>(), vec![99]);
+        // Workers count themselves, not the bridge; the bridge adds other hosts.
+        assert_eq!(r.count("/"), 3);
+        r.set_remote_servers("/", 4);
+        let out = headers(
+            &r.accept(
+                1,
+                frame(Header::CountQuery {
+                    req: 1,
+                    nsp: "/".into(),
+                }),
+                now,
+            )
+            .unwrap(),
+        );
+        assert_eq!(out, vec![(1, Header::Count { req: 1, count: 7 })]);
+        assert_eq!(r.served_namespaces(), vec!["/".to_owned()]);
+    }
+
+    #[test]
+    fn a_bridge_that_goes_down_is_not_waited_for_and_not_counted() {
+        let now = Instant::now();
+        let mut r = three_and_bridge(now);
+        r.set_remote_servers("/", 4);
+        let out = request(&mut r, 1, false, now);
+        assert!(out.iter().any(|(to, _)| *to == 99), "the bridge is asked");
+        let out = headers(&r.set_bridge_up(99, false, now));
+        assert!(out.contains(&(1, Header::Departed { req: 9, node: 99 })));
+        let out = headers(
+            &r.accept(
+                1,
+                frame(Header::CountQuery {
+                    req: 2,
+                    nsp: "/".into(),
+                }),
+                now,
+            )
+            .unwrap(),
+        );
+        assert_eq!(out, vec![(1, Header::Count { req: 2, count: 3 })]);
+        // Down, it is asked nothing; heartbeats of nobody revive it.
+        let out = request(&mut r, 1, false, now);
+        assert!(out.iter().all(|(to, _)| *to != 99));
+    }
+
     #[test]
     fn large_payloads_are_forwarded_without_a_copy_small_ones_in_one_piece() {
         let now = Instant::now();
