@@ -221,6 +221,8 @@ export interface HubLimits {
   recoveryMaxBytes?: number
   /** Sessions of disconnected sockets kept. */
   recoveryMaxSessions?: number
+  /** Bridge to other hosts over Redis (`bridge/`). */
+  redis?: RedisOptionsJs
 }
 
 /** `Hub.stats()`. */
@@ -248,6 +250,8 @@ export interface HubStatsJs {
   peers: Array<PeerStatsJs>
   /** Connection state recovery's log and sessions. */
   recovery: RecoveryStatsJs
+  /** The Redis bridge's counters, with `setupPrimary({ redis })`. */
+  redis?: RedisStatsJs
 }
 
 /** Settings of a worker's connection to the hub. */
@@ -305,6 +309,34 @@ export interface RecoveryStatsJs {
   liveSessions: number
   orphaned: number
 }
+
+/** `setupPrimary({ redis })`, as lib/options.js resolved it. */
+export interface RedisOptionsJs {
+  url: string
+  key: string
+  /** Milliseconds. */
+  requestsTimeout: number
+}
+
+/** `Hub.stats().redis` (see `bridge::BridgeStatsSnapshot`). */
+export interface RedisStatsJs {
+  connected: boolean
+  connects: number
+  disconnects: number
+  connectFailures: number
+  published: number
+  publishErrors: number
+  received: number
+  malformed: number
+  unconvertible: number
+  droppedWhileDown: number
+  requestsOut: number
+  requestsIn: number
+  unsupported: number
+}
+
+/** Why `url` is not a Redis URL the hub can use, or null when it is. */
+export declare function redisUrlError(url: string): string | null
 
 /** What `Link.request()` asks for. */
 export interface RequestSpec {

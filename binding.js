@@ -848,4 +848,5 @@ module.exports.hubAddress = nativeBinding.hubAddress
 module.exports.probeHub = nativeBinding.probeHub
 module.exports.protocolVersion = nativeBinding.protocolVersion
 module.exports.publishHeader = nativeBinding.publishHeader
+module.exports.redisUrlError = nativeBinding.redisUrlError
 module.exports.sampleBatch = nativeBinding.sampleBatch

@@ -686,7 +686,15 @@ impl Bridge {
             Header::Message { nsp, kind, .. } => self.on_message(&nsp, kind, payload),
             Header::Incoming { id, nsp, kind, .. } => self.on_incoming(id, &nsp, kind, payload),
             Header::Accepted { req, expected } => self.inbound_accepted(req, expected),
-            Header::Reply { req, from, .. } => self.inbound_reply(req, from, payload),
+            Header::Reply {
+                req, from, done, ..
+            } => {
+                self.inbound_reply(req, from, payload);
+                // The last answer: no `Done` follows.
+                if done {
+                    self.inbound_done(req);
+                }
+            }
             Header::Departed { req, node } => self.inbound_departed(req, node),
             Header::Done { req } | Header::TimedOut { req, .. } => self.inbound_done(req),
             Header::RecoveryOn { nsp } => {
