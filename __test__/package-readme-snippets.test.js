@@ -10,6 +10,7 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const net = require("node:net");
 const { freePort } = require("./helpers/free-port");
+const { startRedis } = require("./helpers/redis-server");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
@@ -18,29 +19,35 @@ const { io: connect } = require("socket.io-client");
 const ROOT = path.join(__dirname, "..");
 const T = { timeout: 30_000 };
 
-/** The ```js blocks of the README's "Quick start" section. */
-function quickStartSnippets() {
+/** The ```js blocks of the README's section `heading`. */
+function snippets(heading) {
   const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
-  const start = readme.indexOf("## Quick start");
+  const start = readme.indexOf(`## ${heading}`);
+  assert.ok(start >= 0, `the README has a "${heading}" section`);
   const end = readme.indexOf("\n## ", start + 3);
-  const blocks = [...readme.slice(start, end).matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  return [...readme.slice(start, end).matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+}
+
+function quickStartSnippets() {
+  const blocks = snippets("Quick start");
   assert.ok(blocks.length >= 2, "the websocket and the one-port snippet");
   return blocks;
 }
 
 /** Starts `code` as an application; resolves once its port accepts connections. */
-async function startApp(t, code, port) {
+async function startApp(t, code, port, env = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-rs-snippet-"));
   const file = path.join(dir, "app.js");
   const source = code
     .replaceAll('require("socket.io-cluster-rs")', `require(${JSON.stringify(ROOT)})`)
     .replaceAll("listen(3000)", `listen(${port}, "127.0.0.1")`)
+    .replaceAll("listen(process.env.PORT ?? 3000)", `listen(${port}, "127.0.0.1")`)
     .replaceAll("port: 3000", `port: ${port}, host: "127.0.0.1"`);
   assert.notEqual(source, code, "the snippet was adapted");
   fs.writeFileSync(file, source);
   const child = spawn(process.execPath, [file], {
     cwd: dir,
-    env: { ...process.env, NODE_PATH: path.join(ROOT, "node_modules") },
+    env: { ...process.env, NODE_PATH: path.join(ROOT, "node_modules"), ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -68,12 +75,16 @@ async function startApp(t, code, port) {
   return () => output;
 }
 
-/** Connects `opts` clients, has the first send a chat message, and checks that all get it. */
+/**
+ * Connects `opts` clients (to `port`, or spread over the ports of a list),
+ * has the first send a chat message, and checks that all get it.
+ */
 async function chatReachesEveryone(t, port, clientOpts) {
+  const ports = [port].flat();
   // The port may accept before every worker serves it (with sticky, the
   // primary listens at once): a client retries until it is in, within 15 s.
-  const clients = clientOpts.map((opts) =>
-    connect(`http://127.0.0.1:${port}`, { reconnectionDelay: 200, timeout: 3000, ...opts }),
+  const clients = clientOpts.map((opts, i) =>
+    connect(`http://127.0.0.1:${ports[i % ports.length]}`, { reconnectionDelay: 200, timeout: 3000, ...opts }),
   );
   t.after(() => clients.forEach((c) => c.disconnect()));
   await Promise.all(
@@ -117,4 +128,13 @@ it("the one-port quick start (setupPrimary({ sticky }), long-polling) runs as wr
     {},
     {},
   ]);
+});
+
+it("the several-hosts snippet runs as written: two hosts through one Redis", T, async (t) => {
+  const [snippet] = snippets("Several hosts");
+  const redis = await startRedis({ t });
+  const ports = [await freePort(), await freePort()];
+  for (const port of ports) await startApp(t, snippet, port, { REDIS_URL: redis.url });
+  // Clients on both hosts, each host's workers reached through its port.
+  await chatReachesEveryone(t, ports, Array.from({ length: 6 }, () => ({ transports: ["websocket"] })));
 });

@@ -114,7 +114,9 @@ function resolvePrimaryOptions(opts) {
     if (out[key] > MAX_FRAME_LIMIT) throw new TypeError(`socket.io-cluster-rs: setupPrimary() option "${key}" is too large`);
   }
   out.sticky = resolveStickyOptions(opts.sticky);
-  out.redis = resolveRedisOptions(opts.redis);
+  // Absent rather than null: the addon reads a missing object as "none".
+  const redis = resolveRedisOptions(opts.redis);
+  if (redis) out.redis = redis;
   return Object.freeze(out);
 }
 
