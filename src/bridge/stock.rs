@@ -230,11 +230,13 @@ pub fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())
 }
 
-/// A random id for our requests and this bridge (the stock adapter uses 6
-/// characters of uid2; any unique string works).
+/// A random id for this bridge and its requests: 6 characters of the
+/// base64url alphabet (36 bits), as the stock adapter's `uid2(6)`. It starts
+/// every message the bridge publishes, so it is kept as short as theirs.
 pub fn random_id() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut h = RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -242,7 +244,10 @@ pub fn random_id() -> String {
             .map_or(0, |d| d.as_nanos()),
     );
     h.write_u32(std::process::id());
-    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+    let bits = h.finish();
+    (0..6)
+        .map(|i| char::from(ALPHABET[((bits >> (6 * i)) & 63) as usize]))
+        .collect()
 }
 
 /// The hub's key of a room (`lib/keys.js`): its JSON text. `None` when the
