@@ -80,6 +80,16 @@ fn hub_opts(opts: &Value) -> Json {
     json!({ "rooms": list("rooms"), "except": list("except"), "flags": {} })
 }
 
+/// Options the stock adapter would not throw on: a map, whose rooms and
+/// except, when present, are lists.
+fn valid_opts(opts: &Value) -> bool {
+    opts.is_map()
+        && ["rooms", "except"]
+            .iter()
+            .filter_map(|k| stock::get(opts, k))
+            .all(Value::is_array)
+}
+
 fn rooms_of(opts: &Value) -> Vec<Value> {
     stock::get(opts, "rooms")
         .and_then(Value::as_array)
@@ -136,7 +146,8 @@ impl Bridge {
             let a = v.as_array()?;
             let uid = a.first()?.as_str()?.to_owned();
             let p = packet::packet_from_value(a.get(1)?).ok()?;
-            Some((uid, p, a.get(2)?.clone()))
+            let opts = a.get(2).filter(|o| valid_opts(o))?;
+            Some((uid, p, opts.clone()))
         }) else {
             bump(&self.stats.malformed);
             return;
@@ -207,6 +218,10 @@ impl Bridge {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let opts = field("opts");
+        if opts.is_some_and(|o| !valid_opts(o)) {
+            bump(&self.stats.malformed);
+            return;
+        }
         let publish = |b: &mut Bridge, kind, rooms: &[Value], part: Json| {
             let header = Header::Publish {
                 nsp: nsp.to_owned(),
@@ -218,6 +233,11 @@ impl Bridge {
                 .send(header, parts_payload(&[&stock::json_bytes(&part)]));
         };
         let rooms_json = field("rooms").map_or(Json::Null, stock::to_json);
+        let joins_or_leaves = t == u64::from(kind::REMOTE_JOIN) || t == u64::from(kind::REMOTE_LEAVE);
+        if joins_or_leaves && opts.is_some() && !rooms_json.is_array() {
+            bump(&self.stats.malformed);
+            return;
+        }
         let t = u8::try_from(t).unwrap_or(u8::MAX);
         let (asked, kind, rooms, parts, keep, timeout) = match (t, opts, &request_id) {
             (kind::REMOTE_LEAVE, Some(o), _) => {
