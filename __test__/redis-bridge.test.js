@@ -453,6 +453,19 @@ describe("Redis bridge: our hosts A and B, stock host S, an emitter", { skip: SK
     }
   });
 
+  it("j. allRooms() and roomSize() on a worker of ours count the rooms of every host", T, async () => {
+    for (const [h, w] of [["A", 0], ["B", 1]]) {
+      const { rooms, size, nobody } = await hosts[h].exec(w, async ({ io }) => {
+        const adapter = io.of("/").adapter;
+        return { rooms: [...(await adapter.allRooms())], size: await adapter.roomSize("r"), nobody: await adapter.roomSize("nobody") };
+      });
+      assert.ok(rooms.includes("r"), `allRooms() from ${h}${w} includes "r": ${rooms}`);
+      // Members of r: A1, B0 and S1, one per host.
+      assert.equal(size, roomR.length, `roomSize("r") from ${h}${w}`);
+      assert.equal(nobody, 0, `roomSize("nobody") from ${h}${w}`);
+    }
+  });
+
   // ---- e. serverSideEmit and serverCount -------------------------------------
 
   const sseWithAck = (h, w) =>
@@ -541,6 +554,22 @@ describe("Redis bridge: our hosts A and B, stock host S, an emitter", { skip: SK
   });
 
   // ---- b. the emitter ----------------------------------------------------------
+
+  it("b0. the primary's own emitter of A reaches every host, and its fetchSockets() sees every socket", T, async () => {
+    await expectDelivery({
+      all: allMain,
+      expected: allMain,
+      event: "b0",
+      label,
+      trigger: () => hosts.A.primaryExec(({ primaryHandle }) => primaryHandle.emitter.emit("b0", "from A's primary")),
+    });
+    const ids = await hosts.A.primaryExec(
+      async ({ primaryHandle }) => (await primaryHandle.emitter.fetchSockets()).map((s) => s.id),
+      undefined,
+      { timeout: 8000 },
+    );
+    assert.deepEqual([...ids].sort(), allMain.map((s) => s.id).sort());
+  });
 
   it("b1. emitter.emit(), to('r') and of('/chat') reach the clients of our hosts (and S)", T, async () => {
     const got = await expectDelivery({
@@ -933,5 +962,40 @@ describe("Redis bridge: faults", { skip: SKIP, timeout: 120_000 }, () => {
     const known = new Set([...must, ...clients.B].map((s) => s.id));
     for (const id of res.ids) assert.ok(known.has(id), `unknown socket id ${id}`);
     assert.equal(hosts.A.primaryExit, null, hosts.A.output());
+  });
+});
+
+describe("Redis bridge: connection state recovery across hosts", { skip: SKIP, timeout: 60_000 }, () => {
+  it("a broadcast of a stock host missed while disconnected reaches a client of ours on reconnection", T, async (t) => {
+    const redis = await startRedis({ t });
+    const recovery = { connectionStateRecovery: { maxDisconnectionDuration: 30_000 } };
+    const A = await startOurHost(redis.url, { serverOpts: recovery });
+    t.after(() => A.close());
+    const S = await startStockHost({ url: redis.url });
+    t.after(() => S.close());
+    await S.execAll(async ({ adapterModule }) => adapterModule.whenSubscribed && adapterModule.whenSubscribed());
+    const client = await A.connect(0, { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    const got = [];
+    client.on("news", (...args) => got.push(args[0]));
+    // Live first: broadcasts of S reach the client (once A's bridge is subscribed).
+    await waitFor(
+      async () => {
+        await S.exec(0, ({ io }) => io.emit("news", "live"));
+        await sleep(100);
+        return got.includes("live");
+      },
+      10_000,
+      "a live broadcast of the stock host",
+    );
+    // Gone for a moment: the transport closes, the session stays recoverable.
+    const reconnected = new Promise((resolve) => client.once("connect", resolve));
+    client.io.engine.close();
+    await waitFor(() => !client.connected, 3000, "the client noticed the disconnection");
+    await S.exec(1, ({ io }) => io.emit("news", "missed"));
+    await sleep(200);
+    await reconnected;
+    assert.equal(client.recovered, true, "the session was recovered");
+    await waitFor(() => got.includes("missed"), 3000, "the missed broadcast, replayed").catch(() => {});
+    assert.deepEqual(got.filter((x) => x === "missed"), ["missed"], `got: ${got}`);
   });
 });
