@@ -233,7 +233,8 @@ impl Bridge {
                 .send(header, parts_payload(&[&stock::json_bytes(&part)]));
         };
         let rooms_json = field("rooms").map_or(Json::Null, stock::to_json);
-        let joins_or_leaves = t == u64::from(kind::REMOTE_JOIN) || t == u64::from(kind::REMOTE_LEAVE);
+        let joins_or_leaves =
+            t == u64::from(kind::REMOTE_JOIN) || t == u64::from(kind::REMOTE_LEAVE);
         if joins_or_leaves && opts.is_some() && !rooms_json.is_array() {
             bump(&self.stats.malformed);
             return;
