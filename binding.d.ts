@@ -199,7 +199,7 @@ export declare function hubAddress(base: string, pid: number, create: boolean): 
 
 /** A hub event as JS sees it. */
 export interface HubEventJs {
-  /** "connected", "disconnected" or "refused". */
+  /** "connected", "disconnected", "refused" or "redis" (the bridge's state). */
   kind: string
   node?: number
   pid?: number

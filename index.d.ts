@@ -363,6 +363,11 @@ export declare class PrimaryHandle extends EventEmitter {
   /** The emitter of namespace `nsp`. */
   of(nsp: string): Emitter;
   on(event: "connected" | "disconnected" | "refused", listener: (ev: HubEvent) => void): this;
+  /**
+   * With `redis`: the bridge connected, or could not connect or lost Redis (`reason`); once per change of state.
+   * Without a listener, a loss (and the return after one) is printed as a warning.
+   */
+  on(event: "redis", listener: (ev: { connected: boolean; reason: string | null }) => void): this;
 }
 
 /**

@@ -838,6 +838,10 @@ describe("Redis bridge: faults", { skip: SKIP, timeout: 120_000 }, () => {
     t.after(async () => {
       if (!(await redis.ping())) await redis.restart();
     });
+    await hosts.A.primaryExec(({ primaryHandle }) => {
+      globalThis.redisEvents = [];
+      primaryHandle.on("redis", (ev) => globalThis.redisEvents.push(ev));
+    });
     await redis.kill();
     await sleep(300);
 
@@ -892,6 +896,13 @@ describe("Redis bridge: faults", { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(stats.connected, true);
     assert.ok(stats.disconnects >= 1 && stats.connects >= 2, "stats().redis counts the disconnection and the reconnection");
     assert.ok(stats.droppedWhileDown >= 1, "stats().redis.droppedWhileDown counts the broadcast made while Redis was down");
+    // One "redis" event per change of state, however many attempts failed.
+    assert.ok(stats.connectFailures >= 1, "reconnection attempts failed while Redis was down");
+    const events = await hosts.A.primaryExec(() => globalThis.redisEvents);
+    assert.equal(events.length, 2, `events: ${JSON.stringify(events)}`);
+    assert.equal(events[0].connected, false);
+    assert.match(events[0].reason, /lost the connection/);
+    assert.deepEqual(events[1], { connected: true, reason: null });
   });
 
   it("g2. Redis unreachable at start: the local cluster works", { timeout: 30_000 }, async (t) => {

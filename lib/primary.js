@@ -167,6 +167,13 @@ class PrimaryHandle extends EventEmitter {
         this._warn(`dropped worker pid ${ev.pid}: ${ev.reason}`, "dropped-worker");
       }
       this.emit("disconnected", ev);
+    } else if (ev.kind === "redis") {
+      // Once per change of state (the bridge says so only then).
+      if (this.listenerCount("redis") === 0 && (ev.reason || this._redisDown)) {
+        this._warn(ev.reason ? `Redis: ${ev.reason}; this host works alone until it is back` : "Redis: connected again", "redis");
+      }
+      this._redisDown = !!ev.reason;
+      this.emit("redis", { connected: !ev.reason, reason: ev.reason || null });
     } else if (ev.kind === "refused") {
       debug("refused a connection: %s", ev.reason);
       if (this.listenerCount("refused") === 0) this._warn(`refused a connection: ${ev.reason}`, "refused");

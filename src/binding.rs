@@ -104,7 +104,7 @@ pub fn probe_hub(address: String) -> String {
 /// A hub event as JS sees it.
 #[napi(object)]
 pub struct HubEventJs {
-    /// "connected", "disconnected" or "refused".
+    /// "connected", "disconnected", "refused" or "redis" (the bridge's state).
     pub kind: String,
     pub node: Option<u32>,
     pub pid: Option<u32>,
@@ -131,6 +131,12 @@ impl From<HubEvent> for HubEventJs {
                 node: None,
                 pid: None,
                 reason: Some(reason),
+            },
+            HubEvent::Redis { reason } => HubEventJs {
+                kind: "redis".into(),
+                node: None,
+                pid: None,
+                reason,
             },
         }
     }

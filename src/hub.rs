@@ -52,6 +52,9 @@ pub enum HubEvent {
     },
     /// A connection was refused before the handshake completed.
     Refused { reason: String },
+    /// The Redis bridge connected (`reason` None) or could not connect or
+    /// lost its connection (`reason`: why); once per change of state.
+    Redis { reason: Option<String> },
 }
 
 /// Callback through which the hub reports [`HubEvent`]s.
@@ -239,6 +242,10 @@ impl Shared {
                 ..
             } => tracing::warn!(%reason, "worker dropped"),
             HubEvent::Refused { reason } => tracing::warn!(%reason, "connection refused"),
+            HubEvent::Redis { reason: None } => tracing::info!("connected to Redis"),
+            HubEvent::Redis {
+                reason: Some(reason),
+            } => tracing::warn!(%reason, "Redis unreachable: this host works alone"),
         }
         (self.events)(event);
     }
@@ -573,6 +580,11 @@ impl BridgePort {
     /// Servers of `nsp` on other hosts, for `serverCount()`.
     pub fn set_remote_servers(&self, nsp: &str, count: u32) {
         self.shared.lock().router.set_remote_servers(nsp, count);
+    }
+
+    /// Tells the primary Redis is reachable now (`None`) or why not.
+    pub fn report_redis(&self, reason: Option<String>) {
+        self.shared.report(HubEvent::Redis { reason });
     }
 
     /// Resolves when the namespaces or workers of this host may have changed.

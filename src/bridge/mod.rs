@@ -359,8 +359,9 @@ impl Bridge {
                 bump(&self.stats.connect_failures);
                 if self.logged_up != Some(false) {
                     self.logged_up = Some(false);
-                    tracing::warn!(url = %self.options.url, %error,
-                        "Redis unreachable: this host works alone, retrying");
+                    let url = redacted(&self.options.url);
+                    self.port
+                        .report_redis(Some(format!("cannot reach {url}: {error}")));
                 }
                 self.retry_later();
             }
@@ -423,7 +424,8 @@ impl Bridge {
         self.port.set_up(true);
         if self.logged_up != Some(true) {
             self.logged_up = Some(true);
-            tracing::info!(url = %self.options.url, uid = %self.uid, "connected to Redis");
+            tracing::debug!(uid = %self.uid, "bridge uid");
+            self.port.report_redis(None);
         }
         self.count_servers();
     }
@@ -443,7 +445,8 @@ impl Bridge {
         self.inbound.clear();
         if self.logged_up != Some(false) {
             self.logged_up = Some(false);
-            tracing::warn!(%error, "lost Redis: this host works alone, reconnecting");
+            self.port
+                .report_redis(Some(format!("lost the connection: {error}")));
         }
         self.retry_later();
     }
@@ -741,6 +744,14 @@ impl Bridge {
     fn respond(&self, id: u64, last: bool, parts: &[&[u8]]) {
         self.port
             .send(Header::Respond { id, last }, parts_payload(parts));
+    }
+}
+
+/// `url` without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
     }
 }
 
