@@ -30,7 +30,7 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use crate::frame::{decode_body, Header, NodeId, OutFrame};
+use crate::frame::{decode_header, FrameError, Header, NodeId, OutFrame};
 use crate::hub::BridgePort;
 use stock::Channels;
 
@@ -279,9 +279,8 @@ pub(crate) async fn run(
         match event {
             Event::Frame(f) => {
                 b.port.taken(&f);
-                let body = f.to_bytes().slice(4..);
-                match decode_body(body) {
-                    Ok(frame) => b.on_frame(frame.header, frame.payload),
+                match read_out_frame(&f) {
+                    Ok((header, payload)) => b.on_frame(header, payload),
                     Err(e) => tracing::warn!(error = ?e, "unreadable hub frame"),
                 }
             }
@@ -300,6 +299,22 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// The header and payload of a frame the router queued for the bridge,
+/// without copying a large payload (see `OutFrame`).
+fn read_out_frame(f: &OutFrame) -> Result<(Header, Bytes), FrameError> {
+    if f.head.len() < 4 {
+        return Err(FrameError::Truncated);
+    }
+    let body = f.head.slice(4..);
+    let (header, at) = decode_header(&body)?;
+    let payload = if f.payload.is_empty() {
+        body.slice(at.min(body.len())..)
+    } else {
+        f.payload.clone()
+    };
+    Ok((header, payload))
 }
 
 async fn next_message(stream: &mut Option<PubSubStream>) -> Option<redis::Msg> {
@@ -821,3 +836,42 @@ async fn publisher(
 
 /// The node id type, for the inbound tables.
 type Node = NodeId;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_out;
+
+    #[test]
+    fn frames_queued_for_the_bridge_read_back_small_and_large() {
+        let header = Header::Message {
+            nsp: "/".into(),
+            from: 3,
+            kind: 3,
+        };
+        for len in [0, 10, crate::frame::SHARE_FROM, 100_000] {
+            let payload = Bytes::from(vec![7u8; len]);
+            let f = encode_out(&header, payload.clone());
+            let (h, p) = read_out_frame(&f).unwrap();
+            assert_eq!((h, p), (header.clone(), payload));
+        }
+        let cut = OutFrame {
+            head: Bytes::from_static(&[1, 0]),
+            payload: Bytes::new(),
+        };
+        assert!(read_out_frame(&cut).is_err());
+    }
+
+    #[test]
+    fn parts_payloads_are_what_the_workers_split() {
+        let p = parts_payload(&[b"ab", b"", b"c"]);
+        let parts = crate::frame::split_parts(p).unwrap();
+        assert_eq!(parts, vec![&b"ab"[..], &b""[..], &b"c"[..]]);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redacted("redis://u:secret@h:6379/0"), "redis://…@h:6379/0");
+        assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
+    }
+}
