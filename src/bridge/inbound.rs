@@ -10,10 +10,10 @@ use rmpv::Value;
 use serde_json::{json, Value as Json};
 use tokio::time::Instant;
 
-use super::outbound::{hub_kind, worker_json};
 use super::packet::{self, Part};
 use super::stock::{self, kind};
-use super::{bump, parts_payload, Bridge, Node};
+use super::workers::{hub_kind, parts_payload, worker_json};
+use super::{bump, Bridge, Node};
 use crate::frame::{split_parts, Header};
 
 /// What a request of another host collects from this host's workers.

@@ -6,7 +6,8 @@
 //! every namespace a worker of this host serves and is in every room: it gets
 //! what the workers publish and ask, and turns it into the stock adapter's
 //! messages (`outbound.rs`); what other hosts publish and ask arrives on Redis
-//! and becomes hub frames for the workers (`inbound.rs`). Broadcasts leave
+//! and becomes hub frames for the workers (`inbound.rs`; the workers' formats:
+//! `workers.rs`, the stock adapter's: `stock.rs`, packets: `packet.rs`). Broadcasts leave
 //! and enter a host once, whatever its worker count; workers never see Redis.
 //!
 //! Redis is optional for the host: while it is unreachable the bridge is
@@ -17,6 +18,7 @@ mod inbound;
 mod outbound;
 pub mod packet;
 pub mod stock;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +35,7 @@ use tokio::time::{timeout, Instant};
 use crate::frame::{decode_header, FrameError, Header, NodeId, OutFrame};
 use crate::hub::BridgePort;
 use stock::Channels;
+use workers::parts_payload;
 
 /// How the hub reaches Redis (`setupPrimary({ redis })`).
 #[derive(Debug, Clone)]
@@ -770,17 +773,6 @@ fn redacted(url: &str) -> String {
     }
 }
 
-/// The payload of parts `[u32 n]([u32 len][bytes])*` (see `frame::encode_parts`).
-fn parts_payload(parts: &[&[u8]]) -> Bytes {
-    let mut out = Vec::with_capacity(crate::frame::parts_len(parts));
-    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
-    for p in parts {
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    Bytes::from(out)
-}
-
 async fn connect(client: &redis::Client) -> Result<(PubSub, MultiplexedConnection), String> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)
@@ -860,13 +852,6 @@ mod tests {
             payload: Bytes::new(),
         };
         assert!(read_out_frame(&cut).is_err());
-    }
-
-    #[test]
-    fn parts_payloads_are_what_the_workers_split() {
-        let p = parts_payload(&[b"ab", b"", b"c"]);
-        let parts = crate::frame::split_parts(p).unwrap();
-        assert_eq!(parts, vec![&b"ab"[..], &b""[..], &b"c"[..]]);
     }
 
     #[test]

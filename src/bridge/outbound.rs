@@ -13,19 +13,9 @@ use tokio::time::Instant;
 
 use super::packet::{self, Part};
 use super::stock::{self, kind};
+use super::workers::{hub_kind, worker_json};
 use super::{bump, Bridge};
 use crate::frame::split_parts;
-
-/// The kinds of hub messages and requests (lib/stock-protocol.js `Kind`).
-pub(super) mod hub_kind {
-    pub const BROADCAST: u8 = 3;
-    pub const SOCKETS_JOIN: u8 = 4;
-    pub const SOCKETS_LEAVE: u8 = 5;
-    pub const DISCONNECT_SOCKETS: u8 = 6;
-    pub const FETCH_SOCKETS: u8 = 7;
-    pub const SERVER_SIDE_EMIT: u8 = 9;
-    pub const ROOM_QUERY: u8 = 100;
-}
 
 /// What a worker asked the other hosts, which shapes their answers for it.
 enum Asked {
@@ -74,15 +64,6 @@ impl Requests {
         // Past its deadline the worker's own timeout settled the request.
         self.by_id.retain(|_, o| o.deadline > now);
     }
-}
-
-/// A part a worker packed (lib/codec.js `pack`) as JSON; `None` for one
-/// packed with v8, which only Node.js reads.
-pub(super) fn worker_json(part: &[u8]) -> Option<Json> {
-    if part.first() == Some(&0xff) {
-        return None;
-    }
-    serde_json::from_slice(part).ok()
 }
 
 /// The stock adapter's `opts` of a room operation from ours (lib/codec.js
