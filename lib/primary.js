@@ -44,9 +44,9 @@ class PrimaryHandle extends EventEmitter {
       this._warn(
         "setupPrimary() was called after workers had started, so the whole cluster uses the ipc transport; call it before or right after cluster.fork() for the native transport",
       );
-      if (opts.sticky) {
+      if (opts.sticky || opts.redis) {
         cluster.off("message", this._relay);
-        throw noHub("setupPrimary() was called after workers had started");
+        throw noHub(opts, "setupPrimary() was called after workers had started");
       }
       return;
     }
@@ -65,9 +65,9 @@ class PrimaryHandle extends EventEmitter {
       // that must not stop the application. Workers find no usable hub and
       // speak the stock protocol, relayed here.
       this._warn(`cannot start the hub (${err.message}); the whole cluster uses the ipc transport, relayed by this primary`);
-      if (opts.sticky) {
+      if (opts.sticky || opts.redis) {
         cluster.off("message", this._relay);
-        throw noHub(`the hub cannot start: ${err.message}`);
+        throw noHub(opts, `the hub cannot start: ${err.message}`);
       }
       return;
     }
@@ -187,9 +187,14 @@ class PrimaryHandle extends EventEmitter {
   }
 }
 
-/** Sticky balancing needs the hub: its workers are found through it. */
-function noHub(why) {
-  const e = new Error(`socket.io-cluster-rs: the sticky option needs the hub, and ${why}`);
+/**
+ * Sticky balancing and the Redis bridge need the hub (the balancer finds
+ * workers through it; the bridge is part of it): without one they would
+ * silently not work.
+ */
+function noHub(opts, why) {
+  const option = opts.sticky ? "sticky" : "redis";
+  const e = new Error(`socket.io-cluster-rs: the ${option} option needs the hub, and ${why}`);
   e.code = "ERR_SOCKET_IO_CLUSTER_NO_HUB";
   return e;
 }
