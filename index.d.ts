@@ -92,7 +92,7 @@ export interface PrimaryOptions {
 
 /** `setupPrimary({ redis })`. Only `url` is required. */
 export interface RedisOptions {
-  /** `redis://[[user]:password@]host[:port][/db]`, `rediss://…` or `unix:///path`. */
+  /** `redis://[[user]:password@]host[:port][/db]` or `unix:///path` (no TLS: docs/redis.md). */
   url: string;
   /** Prefix of the channels, as the Redis adapter's `key` option. Default "socket.io". */
   key?: string;

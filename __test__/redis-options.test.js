@@ -10,6 +10,7 @@ const bad = [
   [{ redis: "redis://127.0.0.1" }, /option "redis" must be an object/],
   [{ redis: {} }, /option "redis\.url" must be a redis:\/\//],
   [{ redis: { url: "http://127.0.0.1:6379" } }, /option "redis\.url" must be a redis:\/\//],
+  [{ redis: { url: "rediss://127.0.0.1:6379" } }, /option "redis\.url" must be a redis:\/\/ .*TLS/],
   [{ redis: { url: "redis://127.0.0.1:notaport" } }, /option "redis\.url" is not usable/],
   [{ redis: { url: "redis://127.0.0.1", key: "" } }, /option "redis\.key" must be a non-empty string/],
   [{ redis: { url: "redis://127.0.0.1", key: 7 } }, /option "redis\.key"/],

@@ -129,8 +129,8 @@ function resolveRedisOptions(redis) {
   const bad = (what, value) => new TypeError(`socket.io-cluster-rs: setupPrimary() option "redis${what}" ${value}`);
   if (typeof redis !== "object") throw bad("", `must be an object such as { url: "redis://127.0.0.1:6379" }, got ${inspect(redis)}`);
   const { url, key = "socket.io", requestsTimeout = 5000 } = redis;
-  if (typeof url !== "string" || !/^(rediss?|redis\+unix|unix):\/\//.test(url)) {
-    throw bad(".url", `must be a redis:// (or rediss://, unix://) URL, got ${inspect(url)}`);
+  if (typeof url !== "string" || !/^(redis|redis\+unix|unix):\/\//.test(url)) {
+    throw bad(".url", `must be a redis:// (or unix://) URL (TLS: see docs/redis.md), got ${inspect(url)}`);
   }
   if (typeof key !== "string" || key === "") throw bad(".key", `must be a non-empty string, got ${inspect(key)}`);
   if (!Number.isInteger(requestsTimeout) || requestsTimeout <= 0 || requestsTimeout > MAX_FRAME_LIMIT) {
