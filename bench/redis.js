@@ -60,9 +60,10 @@ const fs = require("node:fs");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
-const { spawn, fork } = require("node:child_process");
+const { fork } = require("node:child_process");
 const { cpuSnapshot, cpuBetween, isAlive, numericFlags } = require("./proc");
-const { Histogram } = require("./stats");
+const { Histogram, median, fmtFixed } = require("./stats");
+const { startRedis: startRedisServer, parseResp, encodeResp, REDIS_SERVER } = require("../__test__/helpers/redis-server");
 
 const ROOT = path.join(__dirname, "..");
 const SCENARIOS = ["stock", "ours"];
@@ -243,40 +244,6 @@ function runClient() {
 
 // ---- the driver: Redis ---------------------------------------------------------------------
 
-/** Parses one RESP2 reply at buf[at]: [value, next] or null when incomplete. */
-function parseResp(buf, at) {
-  const eol = buf.indexOf("\r\n", at);
-  if (eol < 0) return null;
-  const type = buf[at];
-  const line = buf.toString("latin1", at + 1, eol);
-  const next = eol + 2;
-  if (type === 0x2b) return [line, next]; // +
-  if (type === 0x2d) return [new Error(line), next]; // -
-  if (type === 0x3a) return [Number(line), next]; // :
-  if (type === 0x24) {
-    // $
-    const len = Number(line);
-    if (len < 0) return [null, next];
-    if (buf.length < next + len + 2) return null;
-    return [buf.toString("utf8", next, next + len), next + len + 2];
-  }
-  if (type === 0x2a) {
-    // *
-    const count = Number(line);
-    if (count < 0) return [null, next];
-    const out = [];
-    let pos = next;
-    for (let i = 0; i < count; i++) {
-      const r = parseResp(buf, pos);
-      if (!r) return null;
-      out.push(r[0]);
-      pos = r[1];
-    }
-    return [out, pos];
-  }
-  throw new Error(`unexpected RESP byte ${type}`);
-}
-
 /** One persistent connection to Redis for the measurements; call() resolves with { value, bytes }. */
 function redisConnection(port) {
   const socket = net.connect({ port, host: "127.0.0.1" });
@@ -287,7 +254,7 @@ function redisConnection(port) {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     for (;;) {
       if (!buf.length || !waiting.length) break;
-      const r = parseResp(buf, 0);
+      const r = parseResp(buf);
       if (!r) break;
       const w = waiting.shift();
       const bytes = r[1];
@@ -310,7 +277,7 @@ function redisConnection(port) {
     call(...cmd) {
       return new Promise((resolve, reject) => {
         waiting.push({ resolve, reject });
-        socket.write(`*${cmd.length}\r\n` + cmd.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join(""));
+        socket.write(encodeResp(cmd));
       });
     },
     async value(...cmd) {
@@ -318,17 +285,6 @@ function redisConnection(port) {
     },
     close: () => socket.destroy(),
   };
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const killOnExit = new Set(); // pids this run started (directly or through a primary)
@@ -340,28 +296,15 @@ process.on("exit", () => {
   }
 });
 
+/**
+ * redis-server on a free loopback port (__test__/helpers/redis-server.js: no
+ * persistence, dies with this process) and this driver's measuring connection.
+ */
 async function startRedis() {
-  const port = await freePort();
-  const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => fs.existsSync(p));
-  const argv = ["/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
-  const child = setpriv
-    ? spawn(setpriv, ["--pdeathsig", "KILL", ...argv], { stdio: ["ignore", "ignore", "inherit"] })
-    : spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
-  killOnExit.add(child.pid);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const conn = redisConnection(port);
-    try {
-      await conn.ready;
-      if ((await conn.value("PING")) === "PONG") {
-        // setpriv exec()s redis-server: same pid.
-        return { port, url: `redis://127.0.0.1:${port}`, pid: child.pid, conn, child };
-      }
-    } catch {}
-    conn.close();
-    if (Date.now() > deadline) throw new Error("redis-server did not answer PING in 10 s");
-    await sleep(100);
-  }
+  const server = await startRedisServer();
+  const conn = redisConnection(server.port);
+  await conn.ready;
+  return { port: server.port, url: server.url, pid: server.pid, conn, stop: () => server.stop() };
 }
 
 /** INFO stats field as a number. */
@@ -659,22 +602,8 @@ async function round(setup, redis, o, roundId, ms) {
 
 // ---- the driver: the run ------------------------------------------------------------------------
 
-function median(xs) {
-  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function fmt(x) {
-  if (typeof x !== "number" || !Number.isFinite(x)) return "–";
-  const a = Math.abs(x);
-  if (Number.isInteger(x) || a >= 1000) return String(Math.round(x));
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  if (a >= 1) return x.toFixed(2);
-  return x.toFixed(3);
-}
+/** bench/stats.js's fmtFixed, but whole numbers (connection counts) as they are. */
+const fmt = (x) => (Number.isInteger(x) ? String(x) : fmtFixed(x));
 
 // [label, key, how ("median" | "sum")]
 const METRICS = [
@@ -759,7 +688,7 @@ async function bench() {
     }
     await sleep(500);
     redis.conn.close();
-    redis.child.kill("SIGTERM");
+    await redis.stop();
   }
 
   // ---- report
@@ -796,7 +725,7 @@ async function bench() {
   const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
   const redisVersion = (() => {
     try {
-      return require("node:child_process").execFileSync("/usr/bin/redis-server", ["--version"], { encoding: "utf8" }).trim();
+      return require("node:child_process").execFileSync(REDIS_SERVER, ["--version"], { encoding: "utf8" }).trim();
     } catch {
       return null;
     }

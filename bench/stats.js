@@ -61,13 +61,28 @@ class Histogram {
   }
 }
 
+/** The finite numbers in `values`, ascending. */
+function finiteSorted(values) {
+  return values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+}
+
+/** Median of a non-empty ascending array. */
+function middle(v) {
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
 /** median, min and max of the finite numbers in `values` (null if none). */
 function summarize(values) {
-  const v = values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  const v = finiteSorted(values);
   if (!v.length) return null;
-  const mid = v.length >> 1;
-  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-  return { median, min: v[0], max: v[v.length - 1], n: v.length };
+  return { median: middle(v), min: v[0], max: v[v.length - 1], n: v.length };
+}
+
+/** Median of the finite numbers in `values` (NaN if none). */
+function median(values) {
+  const v = finiteSorted(values);
+  return v.length ? middle(v) : NaN;
 }
 
 /** Compact number formatting for the table: 3 significant digits, thousands as k. */
@@ -83,4 +98,15 @@ function fmt(x) {
   return x.toPrecision(2);
 }
 
-module.exports = { Histogram, summarize, fmt };
+/** Fixed-point formatting (bench/sticky.js, bench/redis.js): whole from 1000 up, 3 decimals below 1. */
+function fmtFixed(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return "–";
+  const a = Math.abs(x);
+  if (a >= 1000) return String(Math.round(x));
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+module.exports = { Histogram, summarize, median, fmt, fmtFixed };

@@ -48,6 +48,7 @@ const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
 const { cpuSnapshot, cpuBetween, numericFlags } = require("./proc");
+const { median, fmtFixed: fmt } = require("./stats");
 
 const ROOT = path.join(__dirname, "..");
 const SETUPS = ["stock", "rs"];
@@ -411,23 +412,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
-}
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function fmt(x) {
-  if (typeof x !== "number" || !Number.isFinite(x)) return "–";
-  const a = Math.abs(x);
-  if (a >= 1000) return String(Math.round(x));
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  if (a >= 1) return x.toFixed(2);
-  return x.toFixed(3);
 }
 
 // [label, phase, key, how to sum up the reps ("median" or "sum")]

@@ -1,8 +1,9 @@
 "use strict";
-// A throw-away redis-server for the Redis bridge suites.
+// A throw-away redis-server for the Redis bridge suites (and bench/redis.js).
 //
 //   const redis = await startRedis();            // free loopback port, no persistence
 //   redis.url                                     // "redis://127.0.0.1:<port>"
+//   redis.pid                                     // redis-server's pid (setpriv exec()s it)
 //   await redis.cli("PUBSUB", "NUMSUB", "ch");    // one command, one short-lived connection
 //   await redis.kill();                           // SIGKILL (clients see the connection drop)
 //   await redis.restart();                        // same port again, resolves once it answers PING
@@ -258,6 +259,10 @@ async function startRedis({ port, t, timeout = 10000 } = {}) {
       }
       return out;
     },
+    /** The running redis-server's pid (setpriv exec()s redis-server: same pid). */
+    get pid() {
+      return child ? child.pid : null;
+    },
     ping: () => ping(port),
     isRunning: () => !!child && child.exitCode === null && child.signalCode === null,
     output: () => output.join(""),
@@ -276,4 +281,4 @@ async function startRedis({ port, t, timeout = 10000 } = {}) {
   return server;
 }
 
-module.exports = { startRedis, redisCommand: command, ping };
+module.exports = { startRedis, redisCommand: command, ping, parseResp: parse, encodeResp: encode, REDIS_SERVER };
