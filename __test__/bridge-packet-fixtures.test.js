@@ -1,6 +1,7 @@
 "use strict";
-// src/bridge/packet.rs is tested against tests/fixtures/socketio-packets.json:
-// what notepack.io and socket.io-parser make of sample packets. Regenerating
+// src/bridge/packet.rs tests the Rust codec (packet.rs, msgpack.rs, js.rs,
+// json.rs, ws.rs) against tests/fixtures/socketio-packets.json: what
+// notepack.io and socket.io-parser make of sample packets. Regenerating
 // the fixtures must give the committed file, so that the Rust codec is always
 // checked against what the installed JS really produces (an upgrade that
 // changes the wire fails here; rerun scripts/gen-packet-fixtures.js then).

@@ -2,8 +2,9 @@
 "use strict";
 // Writes tests/fixtures/socketio-packets.json: packets as a stock
 // @socket.io/redis-adapter node publishes them (notepack.io msgpack) and what
-// its socket.io-parser Encoder makes of them on receipt, for the Rust codec of
-// src/bridge/packet.rs to match byte for byte.
+// its socket.io-parser Encoder makes of them on receipt, for the Rust codec
+// (src/bridge/: packet.rs, msgpack.rs, js.rs, json.rs, ws.rs) to match byte for
+// byte.
 //
 // Each fixture:
 // - msgpack: hex of the packet's msgpack (notepack.encode, or hand-built for

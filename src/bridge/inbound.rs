@@ -10,9 +10,11 @@ use rmpv::Value;
 use serde_json::{json, Value as Json};
 use tokio::time::Instant;
 
+use super::msgpack::{from_msgpack, to_msgpack};
 use super::packet::{self, Part};
 use super::stock::{self, kind};
 use super::workers::{hub_kind, parts_payload, worker_json};
+use super::ws::to_ws_frames;
 use super::{bump, Bridge, Node};
 use crate::frame::{split_parts, Header};
 
@@ -142,7 +144,7 @@ impl Bridge {
 
     /// A broadcast of another host (msgpack `[uid, packet, opts]`).
     fn on_broadcast(&mut self, nsp: &str, payload: &[u8]) {
-        let Some((uid, p, opts)) = packet::from_msgpack(payload).ok().and_then(|v| {
+        let Some((uid, p, opts)) = from_msgpack(payload).ok().and_then(|v| {
             let a = v.as_array()?;
             let uid = a.first()?.as_str()?.to_owned();
             let p = packet::packet_from_value(a.get(1)?).ok()?;
@@ -176,7 +178,7 @@ impl Bridge {
         }
         let meta = json!([hub_opts, u8::from(volatile), compress, kinds_of(&parts)]);
         let meta = stock::json_bytes(&meta);
-        let frames = packet::to_ws_frames(&parts);
+        let frames = to_ws_frames(&parts);
         let mut all: Vec<&[u8]> = vec![&meta];
         all.extend(frames.iter().map(|f| f.as_ref()));
         let rooms = stock::room_keys(&rooms_of(&opts));
@@ -419,7 +421,7 @@ impl Bridge {
                         ("requestId", Value::from(request_id.as_str())),
                         ("packet", stock::from_json(a)),
                     ]);
-                    self.inbound_publish(&nsp, packet::to_msgpack(&r));
+                    self.inbound_publish(&nsp, to_msgpack(&r));
                 }
             }
         }

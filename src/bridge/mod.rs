@@ -7,18 +7,24 @@
 //! what the workers publish and ask, and turns it into the stock adapter's
 //! messages (`outbound.rs`); what other hosts publish and ask arrives on Redis
 //! and becomes hub frames for the workers (`inbound.rs`; the workers' formats:
-//! `workers.rs`, the stock adapter's: `stock.rs`, packets: `packet.rs`). Broadcasts leave
-//! and enter a host once, whatever its worker count; workers never see Redis.
+//! `workers.rs`, the stock adapter's: `stock.rs`, packets: `packet.rs`, with
+//! their msgpack: `msgpack.rs`, values and JSON as JS sees them: `js.rs`,
+//! `json.rs`, WebSocket frames: `ws.rs`). Broadcasts leave and enter a host
+//! once, whatever its worker count; workers never see Redis.
 //!
 //! Redis is optional for the host: while it is unreachable the bridge is
 //! down in the router (requests do not wait for it), retries with backoff,
 //! and says so once per change of state.
 
 mod inbound;
+mod js;
+mod json;
+mod msgpack;
 mod outbound;
-pub mod packet;
+mod packet;
 pub mod stock;
 mod workers;
+mod ws;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

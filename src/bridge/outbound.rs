@@ -11,9 +11,11 @@ use rmpv::Value;
 use serde_json::{json, Value as Json};
 use tokio::time::Instant;
 
+use super::msgpack::to_msgpack;
 use super::packet::{self, Part};
 use super::stock::{self, kind};
 use super::workers::{hub_kind, worker_json};
+use super::ws::from_ws_frames;
 use super::{bump, Bridge};
 use crate::frame::split_parts;
 
@@ -130,7 +132,7 @@ impl Bridge {
         let meta: Json = serde_json::from_slice(meta).ok()?;
         let opts = meta.get(0)?;
         let frames: Vec<&[u8]> = frames.iter().map(|f| f.as_ref()).collect();
-        let mut p = packet::decode(&packet::from_ws_frames(&frames).ok()?).ok()?;
+        let mut p = packet::decode(&from_ws_frames(&frames).ok()?).ok()?;
         if self.recovering.contains(nsp) && p.kind == 2 {
             // The offset of connection state recovery is this host's own:
             // the stock adapter sends packets without it.
@@ -155,7 +157,7 @@ impl Bridge {
             packet::packet_to_value(&p),
             stock_opts,
         ]);
-        Some((rooms, packet::to_msgpack(&message)))
+        Some((rooms, to_msgpack(&message)))
     }
 
     /// A request of a worker (or a `socketsJoin()`, sent as a request): to
@@ -274,7 +276,7 @@ impl Bridge {
                 ]),
             ),
         ]);
-        Some((packet::to_msgpack(&request), timeout))
+        Some((to_msgpack(&request), timeout))
     }
 
     fn wait_for_hosts(

@@ -101,7 +101,7 @@ fn js_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
         Value::Integer(i) => i.to_string(),
-        Value::F64(f) => super::packet::js_number(*f),
+        Value::F64(f) => super::js::js_number(*f),
         other => other.to_string(),
     }
 }
@@ -137,7 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, String> {
         }
         Ok(from_json(&json))
     } else {
-        super::packet::from_msgpack(bytes).map_err(|e| e.to_string())
+        super::msgpack::from_msgpack(bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -307,7 +307,7 @@ mod tests {
     fn requests_decode_from_json_and_msgpack_and_garbage_is_an_error() {
         let v = decode(br#"{"uid":"x","type":5,"opts":{"rooms":["a"],"except":[]}}"#).unwrap();
         assert_eq!(get(&v, "type").and_then(Value::as_u64), Some(5));
-        let mp = super::super::packet::to_msgpack(&map(vec![("type", Value::from(7))]));
+        let mp = super::super::msgpack::to_msgpack(&map(vec![("type", Value::from(7))]));
         assert_eq!(
             get(&decode(&mp).unwrap(), "type").and_then(Value::as_u64),
             Some(7)
