@@ -12,10 +12,11 @@ use tokio::time::Instant;
 
 use super::msgpack::{from_msgpack, to_msgpack};
 use super::packet::{self, Part};
+use super::stats::bump;
 use super::stock::{self, kind};
 use super::workers::{hub_kind, parts_payload, worker_json};
 use super::ws::to_ws_frames;
-use super::{bump, Bridge, Node};
+use super::{Bridge, Node};
 use crate::frame::{split_parts, Header};
 
 /// What a request of another host collects from this host's workers.

@@ -13,10 +13,11 @@ use tokio::time::Instant;
 
 use super::msgpack::to_msgpack;
 use super::packet::{self, Part};
+use super::stats::bump;
 use super::stock::{self, kind};
 use super::workers::{hub_kind, worker_json};
 use super::ws::from_ws_frames;
-use super::{bump, Bridge};
+use super::Bridge;
 use crate::frame::split_parts;
 
 /// What a worker asked the other hosts, which shapes their answers for it.
