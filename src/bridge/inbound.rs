@@ -46,6 +46,31 @@ enum Asked {
     },
 }
 
+/// A request of another host as it goes to this host's workers.
+struct Ask {
+    asked: Asked,
+    /// The hub request's kind, rooms and parts.
+    kind: u8,
+    rooms: Vec<Value>,
+    parts: Vec<Vec<u8>>,
+    keep: bool,
+    /// Milliseconds, when the request says (else `requestsTimeout`).
+    timeout: Option<u64>,
+}
+
+impl Ask {
+    fn new(asked: Asked, kind: u8, rooms: Vec<Value>, part: Vec<u8>) -> Ask {
+        Ask {
+            asked,
+            kind,
+            rooms,
+            parts: vec![part],
+            keep: false,
+            timeout: None,
+        }
+    }
+}
+
 struct Inbound {
     nsp: String,
     request_id: String,
@@ -243,7 +268,7 @@ impl Bridge {
             return;
         }
         let t = u8::try_from(t).unwrap_or(u8::MAX);
-        let (asked, kind, rooms, parts, keep, timeout) = match (t, opts, &request_id) {
+        let ask = match (t, opts, &request_id) {
             (kind::REMOTE_LEAVE, Some(o), _) => {
                 let m = json!({ "opts": hub_opts(o), "rooms": rooms_json });
                 return publish(self, hub_kind::SOCKETS_LEAVE, &rooms_of(o), m);
@@ -263,15 +288,8 @@ impl Bridge {
             }
             (kind::REMOTE_JOIN, Some(o), _) => {
                 let m = json!({ "opts": hub_opts(o), "rooms": rooms_json });
-                let parts = vec![stock::json_bytes(&m)];
-                (
-                    Asked::Nothing,
-                    hub_kind::SOCKETS_JOIN,
-                    rooms_of(o),
-                    parts,
-                    false,
-                    None,
-                )
+                let part = stock::json_bytes(&m);
+                Ask::new(Asked::Nothing, hub_kind::SOCKETS_JOIN, rooms_of(o), part)
             }
             (kind::SERVER_SIDE_EMIT, _, Some(_)) => {
                 let data = field("data").map_or(Json::Null, stock::to_json);
@@ -279,37 +297,26 @@ impl Bridge {
                     bump(&self.stats.malformed);
                     return;
                 }
-                let parts = vec![stock::json_bytes(&data)];
                 let uid = field("uid").and_then(Value::as_str).unwrap_or_default();
                 let asked = Asked::ServerSide {
                     answered: false,
                     every: self.is_bridge(nsp, uid),
                 };
-                (
+                Ask::new(
                     asked,
                     hub_kind::SERVER_SIDE_EMIT,
                     vec![],
-                    parts,
-                    false,
-                    None,
+                    stock::json_bytes(&data),
                 )
             }
             (kind::REMOTE_FETCH, Some(o), Some(_)) => {
-                let parts = vec![stock::json_bytes(&hub_opts(o))];
                 let asked = Asked::Fetch { sockets: vec![] };
-                (
-                    asked,
-                    hub_kind::FETCH_SOCKETS,
-                    rooms_of(o),
-                    parts,
-                    false,
-                    None,
-                )
+                let part = stock::json_bytes(&hub_opts(o));
+                Ask::new(asked, hub_kind::FETCH_SOCKETS, rooms_of(o), part)
             }
             (kind::ALL_ROOMS, _, Some(_)) => {
-                let parts = vec![b"{}".to_vec()];
                 let asked = Asked::AllRooms { rooms: vec![] };
-                (asked, hub_kind::ROOM_QUERY, vec![], parts, false, None)
+                Ask::new(asked, hub_kind::ROOM_QUERY, vec![], b"{}".to_vec())
             }
             (kind::BROADCAST, Some(o), Some(_)) => {
                 let Some(p) = field("packet").and_then(|p| packet::packet_from_value(p).ok())
@@ -322,25 +329,22 @@ impl Bridge {
                 let timeout = flags.get("timeout").and_then(Json::as_u64);
                 let mut hub_opts = hub_opts(o);
                 hub_opts["flags"] = flags;
-                let mut parts = vec![stock::json_bytes(&json!([hub_opts, kinds_of(&encoded)]))];
-                parts.extend(encoded.into_iter().map(|p| match p {
-                    Part::Text(s) => s.into_bytes(),
-                    Part::Binary(b) => b.to_vec(),
-                }));
+                let meta = stock::json_bytes(&json!([hub_opts, kinds_of(&encoded)]));
                 let asked = Asked::Ack {
                     expected: None,
                     counts: HashMap::new(),
                     acks: HashMap::new(),
                     count_sent: false,
                 };
-                (
-                    asked,
-                    hub_kind::BROADCAST,
-                    rooms_of(o),
-                    parts,
-                    true,
-                    timeout,
-                )
+                let mut ask = Ask::new(asked, hub_kind::BROADCAST, rooms_of(o), meta);
+                ask.parts.extend(encoded.into_iter().map(|p| match p {
+                    Part::Text(s) => s.into_bytes(),
+                    Part::Binary(b) => b.to_vec(),
+                }));
+                // Open until the deadline: clients' acks trickle in.
+                ask.keep = true;
+                ask.timeout = timeout;
+                ask
             }
             _ => {
                 // Per-socket operations (`sid`), and SOCKETS, which the stock
@@ -350,18 +354,19 @@ impl Bridge {
             }
         };
         bump(&self.stats.requests_in);
-        let timeout = timeout.map_or(
+        let timeout = ask.timeout.map_or(
             self.options.requests_timeout,
             std::time::Duration::from_millis,
         );
-        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        let req = self.request(nsp, kind, keep, stock::room_keys(&rooms), &parts, timeout);
+        let parts: Vec<&[u8]> = ask.parts.iter().map(Vec::as_slice).collect();
+        let rooms = stock::room_keys(&ask.rooms);
+        let req = self.request(nsp, ask.kind, ask.keep, rooms, &parts, timeout);
         self.inbound.by_req.insert(
             req,
             Inbound {
                 nsp: nsp.to_owned(),
                 request_id: request_id.unwrap_or_default(),
-                asked,
+                asked: ask.asked,
                 deadline: Instant::now() + timeout + super::TICK,
             },
         );
