@@ -516,6 +516,21 @@ describe("Redis bridge: our hosts A and B, stock host S, an emitter", { skip: SK
     }
   });
 
+  it("e5. @socket.io/redis-emitter's serverSideEmit reaches every worker of every host exactly once", T, async () => {
+    const all = [["A", 0], ["A", 1], ["B", 0], ["B", 1], ["S", 0], ["S", 1]];
+    const token = "sse-emitter";
+    emitter.serverSideEmit("sse-noack", token);
+    const seen = async () =>
+      Promise.all(all.map(([h, w]) => hosts[h].exec(w, ({ state }, tok) => state.sse.filter((x) => x === tok).length, token)));
+    await waitFor(async () => (await seen()).every((n) => n > 0), 5000, `${token} everywhere`).catch(() => {});
+    await sleep(300);
+    const counts = await seen();
+    assert.deepEqual(
+      all.map(([h, w], i) => `${h}${w}:${counts[i]}`),
+      all.map(([h, w]) => `${h}${w}:1`),
+    );
+  });
+
   it("e4. serverCount(): 6 on our hosts' workers, 4 on the stock workers", T, async () => {
     const counts = {};
     for (const h of ["A", "B", "S"]) counts[h] = await hosts[h].execAll(({ io }) => io.of("/").adapter.serverCount());
@@ -936,6 +951,10 @@ describe("Redis bridge: faults", { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(stats.connected, false);
     assert.ok(stats.connectFailures >= 1, "stats().redis.connectFailures");
     assert.equal(A.primaryExit, null, A.output());
+    // Redis appears: the bridge connects by itself (backoff at most 5 s).
+    await startRedis({ port, t });
+    await waitFor(async () => (await redisStats(A)).connected, 10_000, "the bridge connecting once Redis is up");
+    assert.equal((await redisStats(A)).connects, 1);
   });
 
   it("g3. a host SIGKILLed during fetchSockets(): A (partialResults) resolves within requestsTimeout with A's and S's sockets", { timeout: 60_000 }, async (t) => {
