@@ -1027,5 +1027,16 @@ describe("Redis bridge: connection state recovery across hosts", { skip: SKIP, t
     assert.equal(client.recovered, true, "the session was recovered");
     await waitFor(() => got.includes("missed"), 3000, "the missed broadcast, replayed").catch(() => {});
     assert.deepEqual(got.filter((x) => x === "missed"), ["missed"], `got: ${got}`);
+
+    // The other way: what A's workers broadcast reaches a stock client with
+    // its own arguments only (A's recovery offset stays on A), volatile too.
+    const stockClient = await S.connect(0);
+    const fromA = [];
+    stockClient.on("fromA", (...args) => fromA.push(args));
+    await A.exec(1, ({ io }) => io.emit("fromA", "x", 1));
+    await A.exec(0, ({ io }) => io.volatile.emit("fromA", "y", 2));
+    await waitFor(() => fromA.length >= 2, 3000, "A's broadcasts at the stock client").catch(() => {});
+    await sleep(100);
+    assert.deepEqual(fromA, [["x", 1], ["y", 2]]);
   });
 });

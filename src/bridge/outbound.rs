@@ -134,9 +134,12 @@ impl Bridge {
         let opts = meta.get(0)?;
         let frames: Vec<&[u8]> = frames.iter().map(|f| f.as_ref()).collect();
         let mut p = packet::decode(&from_ws_frames(&frames).ok()?).ok()?;
-        if self.recovering.contains(nsp) && p.kind == 2 {
-            // The offset of connection state recovery is this host's own:
-            // the stock adapter sends packets without it.
+        // A recoverable broadcast (lib/recovery.js `isRecoverable`: an event
+        // without ack id, not volatile) ends with an offset of connection
+        // state recovery, this host's own: the stock adapter sends packets
+        // without it.
+        let volatile = meta.get(1).and_then(Json::as_u64) == Some(1);
+        if self.recovering.contains(nsp) && p.kind == 2 && p.id.is_none() && !volatile {
             if let Value::Array(data) = &mut p.data {
                 data.pop();
             }
