@@ -311,6 +311,11 @@ pub fn encode_parts_with_header_into<P: AsRef<[u8]>>(out: &mut Vec<u8>, h: &[u8]
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&(h.len() as u32).to_le_bytes());
     out.extend_from_slice(h);
+    write_parts(out, parts);
+}
+
+/// Appends the payload of `parts`, `[u32 count]([u32 len][bytes])*`, to `out`.
+pub fn write_parts<P: AsRef<[u8]>>(out: &mut Vec<u8>, parts: &[P]) {
     out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
     for p in parts {
         out.extend_from_slice(&(p.as_ref().len() as u32).to_le_bytes());

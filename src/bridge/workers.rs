@@ -28,11 +28,7 @@ pub fn worker_json(part: &[u8]) -> Option<Json> {
 /// The payload of parts `[u32 n]([u32 len][bytes])*` (see `frame::encode_parts`).
 pub fn parts_payload(parts: &[&[u8]]) -> Bytes {
     let mut out = Vec::with_capacity(crate::frame::parts_len(parts));
-    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
-    for p in parts {
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
+    crate::frame::write_parts(&mut out, parts);
     Bytes::from(out)
 }
 
