@@ -13,6 +13,8 @@
 
 use rmpv::Value;
 
+use super::js::{iso_date, js, js_key, js_order, Js};
+
 /// `RequestType` of the stock adapter.
 pub mod kind {
     pub const SOCKETS: u8 = 0;
@@ -173,53 +175,58 @@ pub fn from_json(v: &serde_json::Value) -> Value {
     }
 }
 
-/// msgpack as JSON, as `JSON.stringify` would write what notepack decoded:
-/// binary becomes `{"type":"Buffer","data":[...]}` (a Buffer's toJSON), NaN
-/// and the infinities null, other extensions null.
+/// msgpack as JSON, as `JSON.stringify` writes what notepack decoded (the
+/// value model of `js.rs`): a Buffer as `{"type":"Buffer","data":[...]}`, a
+/// Date as its ISO string, NaN and the infinities as null, `undefined`
+/// members left out; keys in JS's order.
 pub fn to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::Nil => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Integer(i) => i
-            .as_i64()
-            .map(J::from)
-            .or_else(|| i.as_u64().map(J::from))
-            .unwrap_or(J::Null),
-        Value::F32(f) => float_json(f64::from(*f)),
-        Value::F64(f) => float_json(*f),
-        Value::String(s) => J::String(s.as_str().map_or_else(
-            || String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            str::to_owned,
-        )),
-        Value::Binary(b) => {
-            let mut o = serde_json::Map::new();
-            o.insert("type".into(), J::from("Buffer"));
-            o.insert(
-                "data".into(),
-                J::Array(b.iter().map(|x| J::from(*x)).collect()),
-            );
-            J::Object(o)
-        }
-        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
-        Value::Map(m) => {
-            let mut o = serde_json::Map::new();
-            for (k, v) in m {
-                let key = match k {
-                    Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
-                    other => other.to_string(),
-                };
-                o.insert(key, to_json(v));
-            }
-            J::Object(o)
-        }
-        Value::Ext(..) => J::Null,
-    }
+    json_of(&js(v)).unwrap_or(serde_json::Value::Null)
 }
 
-fn float_json(f: f64) -> serde_json::Value {
-    // An integral float is written as an integer by JS; keep it one.
-    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+/// `None` for what `JSON.stringify` leaves out of an object (`undefined`).
+fn json_of(v: &Js<'_>) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    let buffer = |b: &[u8]| {
+        let mut o = serde_json::Map::new();
+        o.insert("type".into(), J::from("Buffer"));
+        o.insert(
+            "data".into(),
+            J::Array(b.iter().map(|x| J::from(*x)).collect()),
+        );
+        J::Object(o)
+    };
+    Some(match v {
+        Js::Undefined => return None,
+        Js::Null => J::Null,
+        Js::Bool(b) => J::Bool(*b),
+        Js::Num(f) => number_json(*f),
+        Js::Str(s) => J::String(s.to_string()),
+        Js::Buffer(b) => buffer(b),
+        // An ArrayBuffer has no enumerable properties.
+        Js::ArrayBuffer(_) => J::Object(serde_json::Map::new()),
+        Js::Date(ms) => ms.map_or(J::Null, |ms| J::String(iso_date(ms))),
+        Js::ExtPair(t, d) => J::Array(vec![J::from(*t), buffer(d)]),
+        Js::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|i| json_of(&js(i)).unwrap_or(J::Null))
+                .collect(),
+        ),
+        Js::Object(entries) => {
+            let ordered = js_order(entries.iter().map(|(k, v)| (js_key(k), v)).collect());
+            J::Object(
+                ordered
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.into_owned(), json_of(&js(v))?)))
+                    .collect(),
+            )
+        }
+    })
+}
+
+fn number_json(f: f64) -> serde_json::Value {
+    // An integral double is written by JS without a fraction; keep it an integer.
+    if f.fract() == 0.0 && f.abs() < 9.2e18 {
         return serde_json::Value::from(f as i64);
     }
     serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
@@ -330,6 +337,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&to_json(&v)).unwrap(),
             r#"{"i":3,"f":2,"h":0.5,"n":null,"b":{"type":"Buffer","data":[1,2]}}"#
+        );
+        // A Date (notepack's timestamp ext) as its ISO string, `undefined`
+        // left out of objects and null in arrays, JS's key order.
+        let date = Value::Ext(-1, vec![0, 0, 0, 0]);
+        let undefined = Value::Ext(0, vec![0]);
+        let v = Value::Map(vec![
+            (Value::from("z"), date),
+            (Value::from("u"), undefined.clone()),
+            (Value::from(1), Value::Array(vec![undefined])),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&to_json(&v)).unwrap(),
+            r#"{"1":[null],"z":"1970-01-01T00:00:00.000Z"}"#
         );
     }
 
