@@ -1132,6 +1132,15 @@ mod tests {
         )
     }
 
+    /// What `from` gets for its `CountQuery { req }` of "/".
+    fn count_query(r: &mut Router, from: NodeId, req: u32, now: Instant) -> Vec<(NodeId, Header)> {
+        let query = Header::CountQuery {
+            req,
+            nsp: "/".into(),
+        };
+        headers(&r.accept(from, frame(query), now).unwrap())
+    }
+
     fn incoming_id(out: &[(NodeId, Header)]) -> u64 {
         out.iter()
             .find_map(|(_, h)| match h {
@@ -1166,17 +1175,7 @@ mod tests {
         // Workers count themselves, not the bridge; the bridge adds other hosts.
         assert_eq!(r.count("/"), 3);
         r.set_remote_servers("/", 4);
-        let out = headers(
-            &r.accept(
-                1,
-                frame(Header::CountQuery {
-                    req: 1,
-                    nsp: "/".into(),
-                }),
-                now,
-            )
-            .unwrap(),
-        );
+        let out = count_query(&mut r, 1, 1, now);
         assert_eq!(out, vec![(1, Header::Count { req: 1, count: 7 })]);
         assert_eq!(r.served_namespaces(), vec!["/".to_owned()]);
     }
@@ -1190,17 +1189,7 @@ mod tests {
         assert!(out.iter().any(|(to, _)| *to == 99), "the bridge is asked");
         let out = headers(&r.set_bridge_up(99, false, now));
         assert!(out.contains(&(1, Header::Departed { req: 9, node: 99 })));
-        let out = headers(
-            &r.accept(
-                1,
-                frame(Header::CountQuery {
-                    req: 2,
-                    nsp: "/".into(),
-                }),
-                now,
-            )
-            .unwrap(),
-        );
+        let out = count_query(&mut r, 1, 2, now);
         assert_eq!(out, vec![(1, Header::Count { req: 2, count: 3 })]);
         // Down, it is asked nothing; heartbeats of nobody revive it.
         let out = request(&mut r, 1, false, now);
@@ -1521,17 +1510,7 @@ mod tests {
             .unwrap();
         let out = request(&mut r, 1, false, now);
         assert_eq!(out, vec![(1, Header::Done { req: 9 })]);
-        let out = headers(
-            &r.accept(
-                1,
-                frame(Header::CountQuery {
-                    req: 2,
-                    nsp: "/".into(),
-                }),
-                now,
-            )
-            .unwrap(),
-        );
+        let out = count_query(&mut r, 1, 2, now);
         assert_eq!(out, vec![(1, Header::Count { req: 2, count: 1 })]);
     }
 
@@ -1543,19 +1522,7 @@ mod tests {
         r.add_peer(2, 2, HB, now);
         r.accept(1, frame(Header::Register { nsp: "/".into() }), now)
             .unwrap();
-        let ask = |r: &mut Router, from| {
-            headers(
-                &r.accept(
-                    from,
-                    frame(Header::CountQuery {
-                        req: 2,
-                        nsp: "/".into(),
-                    }),
-                    now,
-                )
-                .unwrap(),
-            )
-        };
+        let ask = |r: &mut Router, from| count_query(r, from, 2, now);
         assert_eq!(
             ask(&mut r, 2),
             vec![(2, Header::Count { req: 2, count: 1 })]

@@ -375,19 +375,8 @@ impl<'a> JsonParser<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::js::date_string;
+    use super::super::test_values::{arr, map, s};
     use super::*;
-
-    fn s(v: &str) -> Value {
-        Value::from(v)
-    }
-
-    fn arr(items: Vec<Value>) -> Value {
-        Value::Array(items)
-    }
-
-    fn map(entries: Vec<(Value, Value)>) -> Value {
-        Value::Map(entries)
-    }
 
     /// What [`JsonWriter`] makes of `data`, which holds no binary.
     fn stringify(data: &Value) -> String {

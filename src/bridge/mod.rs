@@ -29,6 +29,8 @@ mod packet;
 mod served;
 mod stats;
 pub mod stock;
+#[cfg(test)]
+mod test_values;
 mod workers;
 mod ws;
 

@@ -118,19 +118,8 @@ fn make_utf8(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::super::packet::{packet_to_value, Packet, ACK};
+    use super::super::test_values::{arr, bin, s};
     use super::*;
-
-    fn s(v: &str) -> Value {
-        Value::from(v)
-    }
-
-    fn arr(items: Vec<Value>) -> Value {
-        Value::Array(items)
-    }
-
-    fn bin(b: &[u8]) -> Value {
-        Value::Binary(b.to_vec())
-    }
 
     #[test]
     fn msgpack_round_trips_and_refuses_garbage() {

@@ -326,25 +326,10 @@ pub fn packet_from_value(v: &Value) -> Result<Packet, PacketError> {
 mod tests {
     use super::super::js::js_order;
     use super::super::msgpack::{from_msgpack, to_msgpack};
+    use super::super::test_values::{arr, bin, map, s};
     use super::super::ws::{from_ws_frames, to_ws_frames};
     use super::*;
     use proptest::prelude::*;
-
-    fn s(v: &str) -> Value {
-        Value::from(v)
-    }
-
-    fn arr(items: Vec<Value>) -> Value {
-        Value::Array(items)
-    }
-
-    fn map(entries: Vec<(Value, Value)>) -> Value {
-        Value::Map(entries)
-    }
-
-    fn bin(b: &[u8]) -> Value {
-        Value::Binary(b.to_vec())
-    }
 
     fn event(data: Value) -> Packet {
         Packet {
