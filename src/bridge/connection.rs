@@ -320,6 +320,35 @@ impl Bridge {
         }
     }
 
+    /// Moves to the servers channel of `nsp`'s current worker count:
+    /// subscribing to the new one before leaving the old one keeps this host
+    /// counted throughout.
+    pub(super) async fn renew_servers_channel(&mut self, nsp: &str) -> Result<(), String> {
+        let Some(served) = self.served.get(nsp) else {
+            return Ok(());
+        };
+        let servers = served.channels.servers_channel(&self.uid, served.workers);
+        let Some(conn) = self.connection.as_mut() else {
+            return Ok(());
+        };
+        let old = conn
+            .servers_channels
+            .insert(nsp.to_owned(), servers.clone());
+        let sink = &mut conn.sink;
+        let steps = async {
+            sink.subscribe(&servers).await?;
+            match old.filter(|old| *old != servers) {
+                Some(old) => sink.unsubscribe(&old).await,
+                None => Ok(()),
+            }
+        };
+        match timeout(COMMAND_TIMEOUT, steps).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("renewing the servers channel failed: {e}")),
+            Err(_) => Err("renewing the servers channel timed out".into()),
+        }
+    }
+
     pub(super) async fn unsubscribe(&mut self, c: &Channels, nsp: &str) -> Result<(), String> {
         let Some(conn) = self.connection.as_mut() else {
             return Ok(());

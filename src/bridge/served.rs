@@ -42,46 +42,27 @@ impl Bridge {
             }
         }
         for (nsp, workers) in now {
-            let changed = match self.served.get_mut(&nsp) {
-                Some(s) if s.workers == workers => false,
+            let result = match self.served.get_mut(&nsp) {
+                Some(s) if s.workers == workers => continue,
                 Some(s) => {
                     s.workers = workers;
-                    true
+                    self.renew_servers_channel(&nsp).await
                 }
                 None => {
                     self.port
                         .send(Header::Register { nsp: nsp.clone() }, Bytes::new());
                     let channels = Channels::new(&self.options.key, &nsp, &self.uid);
-                    self.served.insert(
-                        nsp.clone(),
-                        Served {
-                            channels,
-                            workers,
-                            bridges: HashMap::new(),
-                        },
-                    );
-                    true
+                    let served = Served {
+                        channels,
+                        workers,
+                        bridges: HashMap::new(),
+                    };
+                    self.served.insert(nsp.clone(), served);
+                    self.subscribe(&nsp).await
                 }
             };
-            if changed {
-                // Subscribing to the new servers channel before leaving the
-                // old one keeps this host counted throughout.
-                let old = self
-                    .connection
-                    .as_ref()
-                    .and_then(|c| c.servers_channels.get(&nsp).cloned());
-                let mut result = self.subscribe(&nsp).await;
-                if let (Ok(()), Some(old), Some(conn)) = (&result, old, self.connection.as_mut()) {
-                    if conn.servers_channels.get(&nsp) != Some(&old) {
-                        result = match timeout(COMMAND_TIMEOUT, conn.sink.unsubscribe(&old)).await {
-                            Ok(Ok(())) => Ok(()),
-                            _ => Err("unsubscribing failed".into()),
-                        };
-                    }
-                }
-                if let Err(e) = result {
-                    self.lost(&e);
-                }
+            if let Err(e) = result {
+                self.lost(&e);
             }
         }
     }
