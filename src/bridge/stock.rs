@@ -14,6 +14,7 @@
 use rmpv::Value;
 
 use super::js::{iso_date, js, js_key, js_order, Js};
+use super::json::JsonParser;
 
 /// `RequestType` of the stock adapter.
 pub mod kind {
@@ -130,24 +131,16 @@ pub fn map(entries: Vec<(&str, Value)>) -> Value {
 const MAX_DEPTH: usize = 64;
 
 /// A request or response: JSON when it starts with `{`, msgpack otherwise
-/// (as the stock adapter tells them apart).
+/// (as the stock adapter tells them apart). JSON is read as its
+/// `JSON.parse(buffer.toString())` reads it.
 pub fn decode(bytes: &[u8]) -> Result<Value, String> {
     if bytes.first() == Some(&b'{') {
-        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if depth(&json) > MAX_DEPTH {
-            return Err("nested too deeply".into());
-        }
-        Ok(from_json(&json))
+        let text = String::from_utf8_lossy(bytes);
+        JsonParser::new(&text, MAX_DEPTH)
+            .parse()
+            .map_err(str::to_owned)
     } else {
         super::msgpack::from_msgpack(bytes).map_err(|e| e.to_string())
-    }
-}
-
-fn depth(v: &serde_json::Value) -> usize {
-    match v {
-        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-        _ => 0,
     }
 }
 
