@@ -16,8 +16,8 @@ use super::stats::bump;
 use super::stock::{self, kind};
 use super::workers::{hub_kind, parts_payload, worker_json};
 use super::ws::to_ws_frames;
-use super::{Bridge, Node};
-use crate::frame::{split_parts, Header};
+use super::Bridge;
+use crate::frame::{split_parts, Header, NodeId};
 
 /// What a request of another host collects from this host's workers.
 enum Asked {
@@ -40,8 +40,8 @@ enum Asked {
     /// every worker's is known (a departed worker counts its acks so far).
     Ack {
         expected: Option<u32>,
-        counts: HashMap<Node, u64>,
-        acks: HashMap<Node, u64>,
+        counts: HashMap<NodeId, u64>,
+        acks: HashMap<NodeId, u64>,
         count_sent: bool,
     },
 }
@@ -389,7 +389,7 @@ impl Bridge {
         self.ack_count(req, false);
     }
 
-    pub(super) fn inbound_reply(&mut self, req: u32, from: Node, payload: Bytes) {
+    pub(super) fn inbound_reply(&mut self, req: u32, from: NodeId, payload: Bytes) {
         let Some(i) = self.inbound.by_req.get_mut(&req) else {
             return;
         };
@@ -433,7 +433,7 @@ impl Bridge {
         }
     }
 
-    pub(super) fn inbound_departed(&mut self, req: u32, node: Node) {
+    pub(super) fn inbound_departed(&mut self, req: u32, node: NodeId) {
         if let Some(Inbound {
             asked: Asked::Ack { counts, acks, .. },
             ..

@@ -43,7 +43,7 @@ use redis::aio::PubSubStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::frame::{decode_header, FrameError, Header, NodeId, OutFrame};
+use crate::frame::{decode_header, FrameError, Header, OutFrame};
 use crate::hub::BridgePort;
 use connection::{next_message, sleep_until, Connection, Report, BACKOFF_FIRST};
 use served::Served;
@@ -262,9 +262,6 @@ impl Bridge {
             .send(Header::Respond { id, last }, parts_payload(parts));
     }
 }
-
-/// The node id type, for the inbound tables.
-type Node = NodeId;
 
 #[cfg(test)]
 mod tests {
